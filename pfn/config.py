@@ -1,0 +1,83 @@
+"""Configuration objects of the PFN: architecture and training."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+class _Config:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Config):
+    """Architecture of the PFN transformer.
+
+    `feature_encoding="pad"` zero-pads inputs to `max_features` and rescales them by
+    `sqrt(max_features / n_features)` so that their total scale does not depend on the
+    feature count.
+    """
+
+    max_features: int = 4
+    d_model: int = 256
+    n_layers: int = 6
+    n_heads: int = 4
+    d_ff: int = 512
+    n_buckets: int = 1000
+    feature_encoding: str = "pad"
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.feature_encoding != "pad":
+            raise ValueError(f"feature_encoding {self.feature_encoding!r} is not supported; use 'pad'")
+        if min(self.max_features, self.n_layers, self.d_ff) < 1 or self.n_buckets < 3:
+            raise ValueError("max_features, n_layers and d_ff must be >= 1 and n_buckets >= 3")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """How to train: optimiser, schedule, batches, checkpoints.
+
+    Each step draws `batch_size * accumulate` datasets of `n_points` rows with a feature
+    count uniform in `[min_features, max_features]` and a context size drawn per step,
+    uniform in `[min_context, max_context]`; the remaining rows are queries.
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
+    accumulate: int = 1
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    n_points: int = 150
+    min_context: int = 1
+    max_context: int = 100
+    min_features: int = 1
+    max_features: int = 4
+    seed: int = 0
+    amp: bool = True
+    device: str = "auto"
+    checkpoint_every: int = 500
+    val_every: int = 500
+    val_batches: int = 8
+    border_samples: int = 200_000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_context <= self.max_context < self.n_points:
+            raise ValueError("need 1 <= min_context <= max_context < n_points (at least one query)")
+        if not 1 <= self.min_features <= self.max_features:
+            raise ValueError("need 1 <= min_features <= max_features")
+        if min(self.steps, self.batch_size, self.accumulate) < 1:
+            raise ValueError("steps, batch_size and accumulate must be >= 1")

@@ -1,0 +1,105 @@
+"""The PFN transformer: context rows are a set, queries attend to the context only.
+
+Every layer computes keys and values from the context rows alone; all rows (context and
+queries) attend to them. Hence context rows see each other (no positional encoding, so
+the output is invariant to their order), and a query never sees another query. The
+per-layer keys and values of the context are the KV cache: compute them once with
+`encode_context`, then `decode` any number of queries.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from pfn.config import ModelConfig
+
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class ContextAttentionLayer(nn.Module):
+    """Pre-norm transformer layer whose keys and values come from the context only."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.norm_attn = nn.LayerNorm(cfg.d_model)
+        self.to_q = nn.Linear(cfg.d_model, cfg.d_model)
+        self.to_kv = nn.Linear(cfg.d_model, 2 * cfg.d_model)
+        self.attn_out = nn.Linear(cfg.d_model, cfg.d_model)
+        self.norm_mlp = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
+        for out in (self.attn_out, self.mlp[-1]):  # each layer starts as the identity
+            nn.init.zeros_(out.weight)
+            nn.init.zeros_(out.bias)
+
+    def context_kv(self, h_context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values (`B x heads x C x d_head`) of context states `h_context` (`B x C x D`)."""
+        k, v = self.to_kv(self.norm_attn(h_context)).chunk(2, dim=-1)
+        split = "b n (h d) -> b h n d"
+        return rearrange(k, split, h=self.n_heads), rearrange(v, split, h=self.n_heads)
+
+    def attend(self, h: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Updates states `h` (`B x N x D`) attending to context keys/values; returns `B x N x D`."""
+        q = rearrange(self.to_q(self.norm_attn(h)), "b n (h d) -> b h n d", h=self.n_heads)
+        o = F.scaled_dot_product_attention(q, k, v)
+        h = h + self.attn_out(rearrange(o, "b h n d -> b n (h d)"))
+        return h + self.mlp(self.norm_mlp(h))
+
+    def forward(self, h: torch.Tensor, n_context: int) -> torch.Tensor:
+        k, v = self.context_kv(h[:, :n_context])
+        return self.attend(h, k, v)
+
+
+class PFNTransformer(nn.Module):
+    """Maps context `(x, y)` and query `x` to hidden states of the queries.
+
+    Shapes: `x` is `B x N x F` with `F <= cfg.max_features`; `y_context` is `B x C`.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.x_encoder = nn.Linear(cfg.max_features, cfg.d_model)
+        self.y_encoder = nn.Linear(1, cfg.d_model)
+        self.layers = nn.ModuleList(ContextAttentionLayer(cfg) for _ in range(cfg.n_layers))
+        self.norm_out = nn.LayerNorm(cfg.d_model)
+
+    def embed_x(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero-pads `x` (`B x N x F`) to `max_features`, rescales, embeds; returns `B x N x D`."""
+        n_features = x.shape[-1]
+        x = F.pad(x, (0, self.cfg.max_features - n_features)) * math.sqrt(self.cfg.max_features / n_features)
+        return self.x_encoder(x)
+
+    def embed_context(self, x_context: torch.Tensor, y_context: torch.Tensor) -> torch.Tensor:
+        return self.embed_x(x_context) + self.y_encoder(y_context.unsqueeze(-1))
+
+    def forward(self, x: torch.Tensor, y_context: torch.Tensor) -> torch.Tensor:
+        """Hidden states of the queries `x[:, C:]` (`B x (N - C) x D`), `C = y_context.shape[1]`."""
+        n_context = y_context.shape[1]
+        h = torch.cat([self.embed_context(x[:, :n_context], y_context), self.embed_x(x[:, n_context:])], dim=1)
+        for layer in self.layers:
+            h = layer(h, n_context)
+        return self.norm_out(h[:, n_context:])
+
+    @torch.no_grad()
+    def encode_context(self, x_context: torch.Tensor, y_context: torch.Tensor) -> KVCache:
+        """Per-layer keys and values of the context (`B x C x F`, `B x C`): the KV cache."""
+        h = self.embed_context(x_context, y_context)
+        cache: KVCache = []
+        for layer in self.layers:
+            k, v = layer.context_kv(h)
+            cache.append((k, v))
+            h = layer.attend(h, k, v)
+        return cache
+
+    def decode(self, cache: KVCache, x_query: torch.Tensor) -> torch.Tensor:
+        """Hidden states (`B x M x D`) of queries `x_query` (`B x M x F`) given a KV cache."""
+        h = self.embed_x(x_query)
+        for layer, (k, v) in zip(self.layers, cache):
+            h = layer.attend(h, k, v)
+        return self.norm_out(h)

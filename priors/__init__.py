@@ -1,0 +1,11 @@
+"""Prior samplers: objects whose `sample(...)` returns a `Batch` of datasets."""
+
+from priors.batch import Batch
+from priors.bnn import BNNPrior
+from priors.gp import GPPrior
+from priors.hyperpriors import Fixed, Gamma, LogNormal, Uniform
+from priors.mixture import MixturePrior
+from priors.registry import prior_from_dict
+
+__all__ = ["Batch", "BNNPrior", "Fixed", "GPPrior", "Gamma", "LogNormal", "MixturePrior", "Uniform",
+           "prior_from_dict"]

@@ -1,0 +1,19 @@
+"""Rebuilding priors from their `to_dict` form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from priors.bnn import BNNPrior
+from priors.gp import GPPrior
+from priors.mixture import MixturePrior
+
+PRIORS = {cls.__name__: cls for cls in (GPPrior, BNNPrior, MixturePrior)}
+
+
+def prior_from_dict(d: dict[str, Any]) -> Any:
+    """Returns the prior described by `d` (the output of its `to_dict`)."""
+    kind = d.get("type")
+    if kind not in PRIORS:
+        raise ValueError(f"unknown prior type {kind!r}; expected one of {sorted(PRIORS)}")
+    return PRIORS[kind].from_dict(d)
