@@ -81,7 +81,7 @@ class RiemannDistribution:
 
     def _b(self, i: int) -> torch.Tensor:
         """Border `i` broadcast to `batch_shape`."""
-        return self.borders[..., i].expand(self.batch_shape) if self.borders.dim() > 1 else self.borders[i].expand(self.batch_shape)
+        return self.borders[..., i].expand(self.batch_shape)
 
     @property
     def widths(self) -> torch.Tensor:

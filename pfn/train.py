@@ -177,8 +177,9 @@ def train(
             record["val_loss"] = validation_nll(model, val, autocast)
         record["wall_time_s"] = wall0 + time.perf_counter() - t0
         bar.update(1)
-        bar.set_postfix(loss=f"{ema:.3f}", val=f"{record['val_loss'] or float('nan'):.3f}",
-                        ds_per_s=f"{step * cfg.batch_size * cfg.accumulate * world / max(1e-9, record['wall_time_s']):.0f}")
+        val_text = "-" if record["val_loss"] is None else f"{record['val_loss']:.3f}"
+        rate = step * cfg.batch_size * cfg.accumulate * world / max(1e-9, record["wall_time_s"])
+        bar.set_postfix(loss=f"{ema:.3f}", val=val_text, datasets_per_s=f"{rate:.0f}", refresh=False)
         if out is not None and (step % cfg.checkpoint_every == 0 or step == last):
             _checkpoint(model, out, step, opt, gen, record, device, rank, distributed)
     bar.close()

@@ -100,6 +100,6 @@ class PFNTransformer(nn.Module):
     def decode(self, cache: KVCache, x_query: torch.Tensor) -> torch.Tensor:
         """Hidden states (`B x M x D`) of queries `x_query` (`B x M x F`) given a KV cache."""
         h = self.embed_x(x_query)
-        for layer, (k, v) in zip(self.layers, cache):
+        for layer, (k, v) in zip(self.layers, cache, strict=True):
             h = layer.attend(h, k, v)
         return self.norm_out(h)

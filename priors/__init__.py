@@ -3,9 +3,10 @@
 from priors.batch import Batch
 from priors.bnn import BNNPrior
 from priors.gp import GPPrior
+from priors.hyperprior_wrapper import HyperpriorWrapper
 from priors.hyperpriors import Fixed, Gamma, LogNormal, Uniform
 from priors.mixture import MixturePrior
-from priors.registry import prior_from_dict
+from priors.registry import prior_from_dict, register_prior
 
-__all__ = ["Batch", "BNNPrior", "Fixed", "GPPrior", "Gamma", "LogNormal", "MixturePrior", "Uniform",
-           "prior_from_dict"]
+__all__ = ["Batch", "BNNPrior", "Fixed", "GPPrior", "Gamma", "HyperpriorWrapper", "LogNormal", "MixturePrior",
+           "Uniform", "prior_from_dict", "register_prior"]

@@ -6,9 +6,16 @@ from typing import Any
 
 from priors.bnn import BNNPrior
 from priors.gp import GPPrior
+from priors.hyperprior_wrapper import HyperpriorWrapper
 from priors.mixture import MixturePrior
 
-PRIORS = {cls.__name__: cls for cls in (GPPrior, BNNPrior, MixturePrior)}
+PRIORS = {cls.__name__: cls for cls in (GPPrior, BNNPrior, MixturePrior, HyperpriorWrapper)}
+
+
+def register_prior(cls: type) -> type:
+    """Makes a prior class rebuildable by `prior_from_dict` (usable as a decorator)."""
+    PRIORS[cls.__name__] = cls
+    return cls
 
 
 def prior_from_dict(d: dict[str, Any]) -> Any:
