@@ -53,15 +53,21 @@ def _atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def read_manifest(root: Path = PRETRAINED_DIR) -> dict[str, Any]:
-    path = root / MANIFEST
+def _root(root: str | Path | None) -> Path:
+    # Resolved at call time, so that changing `PRETRAINED_DIR` (e.g. in tests) takes effect.
+    return PRETRAINED_DIR if root is None else Path(root)
+
+
+def read_manifest(root: str | Path | None = None) -> dict[str, Any]:
+    path = _root(root) / MANIFEST
     if not path.exists():
         return {"models": {}}
     return json.loads(path.read_text())
 
 
-def write_manifest(names: list[str], root: Path = PRETRAINED_DIR) -> dict[str, Any]:
+def write_manifest(names: list[str], root: str | Path | None = None) -> dict[str, Any]:
     """Records the sha256 and size of every file of the named shipped models."""
+    root = _root(root)
     manifest = read_manifest(root)
     for name in names:
         files = sorted(p for p in (root / name).iterdir() if p.is_file())
@@ -71,8 +77,9 @@ def write_manifest(names: list[str], root: Path = PRETRAINED_DIR) -> dict[str, A
     return manifest
 
 
-def verify_shipped(name: str, root: Path = PRETRAINED_DIR) -> Path:
+def verify_shipped(name: str, root: str | Path | None = None) -> Path:
     """Checks every file of shipped model `name` against the manifest; returns its folder."""
+    root = _root(root)
     entry = read_manifest(root)["models"].get(name)
     if entry is None:
         raise CheckpointError(f"no shipped model named {name!r} in {root / MANIFEST}")
@@ -122,7 +129,10 @@ def load_folder(folder: Path, device: str | torch.device = "cpu") -> PFN:
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{folder / WEIGHTS} cannot be read ({err}); it may be truncated or corrupt") from None
     info = {k: v for k, v in config.items() if k not in ("model", "borders")}
-    model = PFN(model_config, borders, info)
+    try:
+        model = PFN(model_config, borders, info)
+    except ValueError as err:  # e.g. borders that do not match n_buckets
+        raise CheckpointError(f"{folder / CONFIG} is not a valid checkpoint config: {err}") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

@@ -86,7 +86,10 @@ class FittedPFN:
         """Predictive at `x_query` (`M x F`, or `B x M x F`); batch shape `M` (or `B x M`)."""
         xq = check_query(x_query, self.n_features, self.batch_size, self.unbatched, self.model.device)
         self.model.eval()
-        logits = torch.cat([self.model.head(self.model.transformer.decode(self.cache, part))
-                            for part in xq.split(chunk_size, dim=1)], dim=1)
-        dist = self.model.head.distribution(logits)
+        log_probs = torch.empty(*xq.shape[:2], self.model.config.n_buckets, device=xq.device)
+        for start in range(0, xq.shape[1], chunk_size):
+            part = xq[:, start:start + chunk_size]
+            logits = self.model.head(self.model.transformer.decode(self.cache, part))
+            log_probs[:, start:start + chunk_size] = torch.log_softmax(logits.float(), dim=-1)
+        dist = RiemannDistribution(log_probs, self.model.head.borders, normalized=True)
         return dist[0] if self.unbatched else dist

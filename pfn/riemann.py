@@ -46,8 +46,10 @@ def borders_from_samples(samples: torch.Tensor, n_buckets: int) -> torch.Tensor:
         raise ValueError(f"need at least {n_buckets} finite samples for {n_buckets} buckets, got {flat.numel()}")
     qs = torch.linspace(0.0, 1.0, n_buckets + 1, dtype=torch.float64)
     borders = torch.quantile(flat[: 2**24 - 1], qs) if flat.numel() >= 2**24 else torch.quantile(flat, qs)
-    # Ties (discrete targets) would give empty buckets: spread borders to a minimum width.
-    min_width = 1e-6 * float(borders[-1] - borders[0]) + 1e-12
+    # Ties (discrete targets) would give empty buckets: spread borders to a minimum width,
+    # wide enough (several float32 ulps of the largest border) to survive the cast to float32.
+    magnitude = float(borders.abs().max())
+    min_width = 1e-6 * float(borders[-1] - borders[0]) + 8 * torch.finfo(torch.float32).eps * magnitude + 1e-12
     for i in range(1, borders.numel()):
         borders[i] = torch.maximum(borders[i], borders[i - 1] + min_width)
     return borders.float()
@@ -59,14 +61,16 @@ class RiemannDistribution:
     Args:
         logits: A `batch_shape x K` tensor of unnormalised bucket log-probabilities.
         borders: A `K + 1` tensor of increasing borders, or `batch_shape x (K + 1)`.
+        normalized: Whether `logits` are normalised log-probabilities already.
     """
 
-    def __init__(self, logits: torch.Tensor, borders: torch.Tensor) -> None:
+    def __init__(self, logits: torch.Tensor, borders: torch.Tensor, normalized: bool = False) -> None:
         if borders.shape[-1] != logits.shape[-1] + 1:
             raise ValueError(f"{logits.shape[-1]} buckets need {logits.shape[-1] + 1} borders, got {borders.shape[-1]}")
         if logits.shape[-1] < 3:
             raise ValueError("a Riemann distribution needs at least 3 buckets (two tails and an inner one)")
-        self.log_probs = torch.log_softmax(logits.float(), dim=-1)
+        # `normalized=True` takes `logits` as log-probabilities already (no copy).
+        self.log_probs = logits.float() if normalized else torch.log_softmax(logits.float(), dim=-1)
         self.borders = borders.to(device=logits.device, dtype=torch.float32)
 
     # --- geometry -------------------------------------------------------------------
@@ -243,7 +247,9 @@ class RiemannDistribution:
         inner = inner.expand(*self.batch_shape, k).clone()
         inner[..., :1] = left
         inner[..., -1:] = right
-        return (self.probs * inner).sum(-1)
+        # Each piece is >= 0 in exact arithmetic; float32 cancellation in the tail terms can
+        # leave a tiny negative total, which would break log-EI.
+        return (self.probs * inner).sum(-1).clamp_min(0.0)
 
     def probability_of_improvement(self, best: torch.Tensor | float, maximize: bool = True) -> torch.Tensor:
         """P(Y > best) (or P(Y < best) when minimising); shape `batch_shape`."""
