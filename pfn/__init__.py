@@ -10,7 +10,7 @@ from pfn.checkpoint import CheckpointError, load, save_checkpoint
 from pfn.config import ModelConfig, TrainConfig
 from pfn.model import PFN, FittedPFN
 from pfn.riemann import RiemannDistribution, borders_from_samples
-from pfn.train import train
+from pfn.training import train
 
 __all__ = ["PFN", "CheckpointError", "FittedPFN", "ModelConfig", "RiemannDistribution", "TrainConfig",
            "borders_from_samples", "load", "save_checkpoint", "train"]

@@ -27,7 +27,7 @@ def load_run_config(name_or_path: str) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from pfn.config import ModelConfig, TrainConfig
-    from pfn.train import train
+    from pfn.training import train
     from priors import prior_from_dict
 
     cfg = load_run_config(args.config)

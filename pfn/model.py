@@ -84,6 +84,8 @@ class FittedPFN:
     @torch.no_grad()
     def predict(self, x_query: Any, chunk_size: int = 4096) -> RiemannDistribution:
         """Predictive at `x_query` (`M x F`, or `B x M x F`); batch shape `M` (or `B x M`)."""
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
         xq = check_query(x_query, self.n_features, self.batch_size, self.unbatched, self.model.device)
         self.model.eval()
         log_probs = torch.empty(*xq.shape[:2], self.model.config.n_buckets, device=xq.device)

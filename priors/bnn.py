@@ -8,7 +8,14 @@ from typing import Any
 import torch
 
 from priors.batch import Batch
-from priors.hyperpriors import Hyperprior, LogNormal, Uniform, as_hyperprior, hyperprior_from_dict
+from priors.hyperpriors import (
+    Hyperprior,
+    LogNormal,
+    Uniform,
+    as_hyperprior,
+    check_positive_support,
+    hyperprior_from_dict,
+)
 
 ACTIVATIONS = ("tanh", "relu", "sin")
 _HYPER_FIELDS = ("weight_scale", "noise")
@@ -38,6 +45,8 @@ class BNNPrior:
     def __post_init__(self) -> None:
         for name in (*_HYPER_FIELDS, "bias_scale"):
             object.__setattr__(self, name, as_hyperprior(getattr(self, name)))
+        for name in _HYPER_FIELDS:
+            check_positive_support(name, getattr(self, name), allow_zero=True)
         object.__setattr__(self, "activations", tuple(self.activations))
         if not 1 <= self.min_depth <= self.max_depth or not 1 <= self.min_width <= self.max_width:
             raise ValueError("BNNPrior needs 1 <= min_depth <= max_depth and 1 <= min_width <= max_width")

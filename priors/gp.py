@@ -8,7 +8,14 @@ from typing import Any
 import torch
 
 from priors.batch import Batch
-from priors.hyperpriors import Fixed, Hyperprior, LogNormal, as_hyperprior, hyperprior_from_dict
+from priors.hyperpriors import (
+    Fixed,
+    Hyperprior,
+    LogNormal,
+    as_hyperprior,
+    check_positive_support,
+    hyperprior_from_dict,
+)
 from priors.kernels import KERNELS, correlation, scaled_sq_dist
 
 _HYPER_FIELDS = ("lengthscale", "outputscale", "noise")
@@ -69,6 +76,8 @@ class GPPrior:
     def __post_init__(self) -> None:
         for name in _HYPER_FIELDS:
             object.__setattr__(self, name, as_hyperprior(getattr(self, name)))
+        for name in _HYPER_FIELDS:
+            check_positive_support(name, getattr(self, name), allow_zero=name == "noise")
         object.__setattr__(self, "kernels", tuple(self.kernels))
         unknown = set(self.kernels) - set(KERNELS)
         if unknown or not self.kernels:

@@ -135,3 +135,14 @@ def hyperprior_from_dict(d: dict[str, Any] | float | int) -> Hyperprior:
 def as_hyperprior(value: Hyperprior | float | int) -> Hyperprior:
     """Returns `value` as a hyperprior, wrapping plain numbers in `Fixed`."""
     return Fixed(float(value)) if isinstance(value, (int, float)) else value
+
+
+def check_positive_support(name: str, hyperprior: Hyperprior, allow_zero: bool = False) -> None:
+    """Raises `ValueError` if `hyperprior` can draw values outside `(0, inf)` (`[0, inf)` with `allow_zero`)."""
+    low = {Fixed: lambda h: h.value, Uniform: lambda h: h.low}.get(type(hyperprior))
+    if low is None:
+        return  # LogNormal and Gamma are positive
+    value = low(hyperprior)
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, but {hyperprior} can draw {value}")

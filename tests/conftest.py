@@ -13,13 +13,19 @@ torch.set_num_threads(1)
 TINY_MODEL = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, n_buckets=50, max_features=4)
 
 
-def tiny_borders(n_buckets: int = TINY_MODEL.n_buckets) -> torch.Tensor:
-    """`n_buckets + 1` increasing borders on [-3, 3]."""
-    return torch.linspace(-3.0, 3.0, n_buckets + 1)
+@pytest.fixture
+def tiny_model_config() -> ModelConfig:
+    return TINY_MODEL
 
 
 @pytest.fixture
-def tiny_pfn() -> PFN:
+def tiny_borders() -> torch.Tensor:
+    """`n_buckets + 1` increasing borders on [-3, 3]."""
+    return torch.linspace(-3.0, 3.0, TINY_MODEL.n_buckets + 1)
+
+
+@pytest.fixture
+def tiny_pfn(tiny_model_config: ModelConfig, tiny_borders: torch.Tensor) -> PFN:
     """An untrained tiny PFN with every parameter perturbed by N(0, 0.1^2) noise.
 
     Each layer's output projections are zero-initialised (the layer starts as the identity);
@@ -27,7 +33,7 @@ def tiny_pfn() -> PFN:
     trivially satisfied by an identity network.
     """
     torch.manual_seed(0)
-    model = PFN(TINY_MODEL, tiny_borders())
+    model = PFN(tiny_model_config, tiny_borders)
     gen = torch.Generator().manual_seed(1234)
     with torch.no_grad():
         for p in model.parameters():

@@ -360,3 +360,9 @@ def test_configs_are_frozen():
     prior = GPPrior()
     with pytest.raises(AttributeError):
         prior.noise = Fixed(1.0)
+
+
+@pytest.mark.parametrize("field,value", [("noise", -0.1), ("lengthscale", 0.0), ("outputscale", -1.0)])
+def test_gp_prior_rejects_hyperpriors_outside_the_parameter_support(field, value):
+    with pytest.raises(ValueError, match=field):
+        GPPrior(**{field: Fixed(value)})

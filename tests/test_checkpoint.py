@@ -1,0 +1,256 @@
+"""Checkpoints: safetensors + JSON round trip, manifest verification, clear failures, no pickles."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import pfn
+import pfn.checkpoint as ckpt
+from pfn.checkpoint import CheckpointError, save_checkpoint, verify_shipped, write_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG, WEIGHTS = "config.json", "model.safetensors"
+
+
+def queries(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(2, 15, 3, generator=g)
+    y = torch.randn(2, 15, generator=g)
+    return x[:, :9], y[:, :9], x[:, 9:]
+
+
+def assert_same_predictions(a: pfn.PFN, b: pfn.PFN) -> None:
+    xc, yc, xq = queries()
+    pa, pb = a.predict(xc, yc, xq), b.predict(xc, yc, xq)
+    assert torch.equal(pa.log_probs, pb.log_probs)
+    assert torch.equal(pa.borders, pb.borders)
+
+
+@pytest.fixture
+def shipped(tmp_path, tiny_pfn, monkeypatch):
+    """A temporary pretrained root holding model `tiny` and its manifest; `PRETRAINED_DIR` points at it."""
+    root = tmp_path / "pretrained"
+    tiny_pfn.info = {"prior": {"type": "GPPrior"}, "record": {"steps": 3}}
+    save_checkpoint(tiny_pfn, root / "tiny")
+    write_manifest(["tiny"], root=root)
+    monkeypatch.setattr(ckpt, "PRETRAINED_DIR", root)
+    return root
+
+
+# --- round trip ---------------------------------------------------------------------------------
+
+def test_saved_checkpoint_loads_with_identical_predictions(tmp_path, tiny_pfn):
+    tiny_pfn.info = {"prior": {"type": "GPPrior"}, "record": {"steps": 7, "final_loss": 1.5}}
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    loaded = pfn.load(folder)
+    assert isinstance(loaded, pfn.PFN)
+    assert not loaded.training
+    assert loaded.config == tiny_pfn.config
+    assert loaded.info == tiny_pfn.info
+    sd_a, sd_b = tiny_pfn.state_dict(), loaded.state_dict()
+    assert sd_a.keys() == sd_b.keys()
+    assert all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)
+    assert_same_predictions(tiny_pfn, loaded)
+    assert_same_predictions(tiny_pfn, ckpt.load(str(folder), device="cpu"))
+
+
+def test_checkpoint_folder_holds_only_safetensors_and_json(tmp_path, tiny_pfn):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    assert sorted(p.name for p in folder.iterdir()) == [CONFIG, WEIGHTS]
+    config = json.loads((folder / CONFIG).read_text())
+    assert config["model"] == tiny_pfn.config.to_dict()
+    assert config["borders"] == pytest.approx(tiny_pfn.head.borders.tolist())
+    assert set(load_file(str(folder / WEIGHTS))) == set(tiny_pfn.state_dict())
+
+
+def test_saving_twice_overwrites_atomically(tmp_path, tiny_pfn):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    with torch.no_grad():
+        tiny_pfn.head.proj.bias.add_(1.0)
+    save_checkpoint(tiny_pfn, folder)
+    assert sorted(p.name for p in folder.iterdir()) == [CONFIG, WEIGHTS]  # no *.tmp left over
+    assert_same_predictions(tiny_pfn, pfn.load(folder))
+
+
+# --- shipped models and the manifest ------------------------------------------------------------
+
+def test_manifest_records_size_and_sha256_of_every_file(shipped):
+    manifest = json.loads((shipped / "MANIFEST.json").read_text())
+    files = {f["path"]: f for f in manifest["models"]["tiny"]["files"]}
+    assert set(files) == {f"tiny/{CONFIG}", f"tiny/{WEIGHTS}"}
+    for path, entry in files.items():
+        assert entry["size"] == (shipped / path).stat().st_size
+        assert entry["sha256"] == ckpt.sha256_of(shipped / path)
+        assert len(entry["sha256"]) == 64
+
+
+def test_write_manifest_keeps_other_models(shipped, tiny_pfn):
+    save_checkpoint(tiny_pfn, shipped / "other")
+    write_manifest(["other"], root=shipped)
+    assert set(ckpt.read_manifest(shipped)["models"]) == {"tiny", "other"}
+
+
+def test_shipped_model_loads_by_name(shipped, tiny_pfn):
+    assert verify_shipped("tiny", root=shipped) == shipped / "tiny"
+    assert verify_shipped("tiny") == shipped / "tiny"  # default root follows PRETRAINED_DIR
+    assert_same_predictions(tiny_pfn, pfn.load("tiny"))
+
+
+def test_unknown_model_name_raises_and_lists_shipped_models(shipped):
+    with pytest.raises(CheckpointError, match=r"'nope' is neither a checkpoint folder nor a shipped model.*tiny"):
+        pfn.load("nope")
+    with pytest.raises(CheckpointError, match="no shipped model named 'nope'"):
+        verify_shipped("nope", root=shipped)
+
+
+@pytest.mark.parametrize("fname", [WEIGHTS, CONFIG])
+def test_missing_shipped_file_raises_naming_the_file(shipped, fname):
+    path = shipped / "tiny" / fname
+    path.unlink()
+    with pytest.raises(CheckpointError, match="is missing") as err:
+        pfn.load("tiny")
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("fname", [WEIGHTS, CONFIG])
+def test_truncated_shipped_file_raises_naming_the_file(shipped, fname):
+    path = shipped / "tiny" / fname
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated") as err:
+        pfn.load("tiny")
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("fname, where", [(WEIGHTS, -5), (WEIGHTS, 200), (CONFIG, -10)])
+def test_tampered_shipped_file_of_same_size_raises_naming_the_file(shipped, fname, where):
+    path = shipped / "tiny" / fname
+    data = bytearray(path.read_bytes())
+    data[where] ^= 0x01  # one bit: the file still parses, only the hash can tell
+    path.write_bytes(bytes(data))
+    assert path.stat().st_size == len(data)
+    with pytest.raises(CheckpointError, match="sha256") as err:
+        pfn.load("tiny")
+    assert str(path) in str(err.value)
+
+
+def test_tampered_weights_would_otherwise_load_silently(shipped):
+    # Guard for the test above: flipping a bit near the end leaves a readable safetensors file.
+    path = shipped / "tiny" / WEIGHTS
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert pfn.load(shipped / "tiny") is not None  # a folder path skips the manifest
+
+
+# --- unreadable checkpoint folders --------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "content",
+    [b"garbage" * 20, b"", b"\x08\x00\x00\x00\x00\x00\x00\x00{not json", bytes(range(256)) * 4],
+    ids=["text", "empty", "bad-header", "binary"],
+)
+def test_garbage_weights_raise_checkpoint_error(tmp_path, tiny_pfn, content):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    (folder / WEIGHTS).write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        pfn.load(folder)
+    assert str(folder / WEIGHTS) in str(err.value)
+
+
+def test_truncated_weights_in_a_folder_raise_checkpoint_error(tmp_path, tiny_pfn):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    data = (folder / WEIGHTS).read_bytes()
+    (folder / WEIGHTS).write_bytes(data[: len(data) - 100])
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as err:
+        pfn.load(folder)
+    assert str(folder / WEIGHTS) in str(err.value)
+
+
+def test_weights_of_another_architecture_raise_checkpoint_error(tmp_path, tiny_pfn):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    state = load_file(str(folder / WEIGHTS))
+    state.pop("head.proj.bias")
+    save_file(state, str(folder / WEIGHTS))
+    with pytest.raises(CheckpointError, match="does not fit the architecture"):
+        pfn.load(folder)
+    config = json.loads((folder / CONFIG).read_text())
+    config["model"]["n_layers"] = 3
+    (folder / CONFIG).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="does not fit the architecture"):
+        pfn.load(folder)
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda c: "{ not json",
+        lambda c: json.dumps([1, 2, 3]),
+        lambda c: json.dumps({k: v for k, v in c.items() if k != "borders"}),
+        lambda c: json.dumps({**c, "model": {**c["model"], "n_head": 2}}),
+        lambda c: json.dumps({**c, "model": {**c["model"], "d_model": 33}}),
+        lambda c: json.dumps({**c, "borders": c["borders"][:10]}),
+        lambda c: json.dumps({**c, "borders": "oops"}),
+    ],
+    ids=["not-json", "not-a-dict", "no-borders", "unknown-field", "bad-architecture", "wrong-border-count",
+         "borders-not-numbers"],
+)
+def test_invalid_config_raises_checkpoint_error_naming_it(tmp_path, tiny_pfn, corrupt):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    config = json.loads((folder / CONFIG).read_text())
+    (folder / CONFIG).write_text(corrupt(config))
+    with pytest.raises(CheckpointError) as err:
+        pfn.load(folder)
+    assert str(folder / CONFIG) in str(err.value)
+
+
+@pytest.mark.parametrize("fname", [WEIGHTS, CONFIG])
+def test_missing_file_in_a_folder_raises_checkpoint_error(tmp_path, tiny_pfn, fname):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    (folder / fname).unlink()
+    with pytest.raises(CheckpointError, match="is missing") as err:
+        pfn.load(folder)
+    assert str(folder / fname) in str(err.value)
+
+
+# --- never pickles ------------------------------------------------------------------------------
+
+FORBIDDEN_CALLS = {("pickle", "load"), ("pickle", "loads"), ("torch", "load"), ("dill", "load"), ("dill", "loads"),
+                   ("cloudpickle", "load"), ("cloudpickle", "loads"), ("joblib", "load")}
+
+
+def _forbidden_uses(source: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if (node.value.id, node.attr) in FORBIDDEN_CALLS:
+                found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module in {"pickle", "torch", "dill", "cloudpickle", "joblib"}:
+            for alias in node.names:
+                if (node.module, alias.name) in FORBIDDEN_CALLS:
+                    found.append(f"line {node.lineno}: from {node.module} import {alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in {"pickle", "dill", "cloudpickle"}:
+                    found.append(f"line {node.lineno}: import {alias.name}")
+    return found
+
+
+def test_the_forbidden_use_detector_finds_pickle_loads():
+    assert _forbidden_uses("import torch\nstate = torch.load(path)\n")
+    assert _forbidden_uses("import pickle\nobj = pickle.loads(b)\n")
+    assert _forbidden_uses("from torch import load\n")
+    assert not _forbidden_uses("from safetensors.torch import load_file\nx = load_file(p)\n")
+
+
+def test_no_library_module_unpickles():
+    files = sorted(p for pkg in ("pfn", "priors", "bo") for p in (ROOT / pkg).rglob("*.py"))
+    assert len(files) >= 10
+    offenders = {str(p.relative_to(ROOT)): uses for p in files if (uses := _forbidden_uses(p.read_text()))}
+    assert not offenders, f"modules that load pickles: {offenders}"

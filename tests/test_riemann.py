@@ -1,0 +1,476 @@
+"""Property tests of the Riemann (bar) distribution: every method agrees with one density.
+
+The density: inner buckets uniform; the outer buckets are half-normals pinned at `b_1`
+(extending left) and `b_{K-1}` (extending right) with scale `width / 0.6745`. We check the
+density integrates to one, the cdf is its integral, `icdf` inverts the cdf, `sample()`
+follows the cdf, and the moments and acquisition values agree with numerical integrals of the
+density and with Monte Carlo on `sample()` (within a few Monte-Carlo standard errors).
+Tolerances allow for float32 inputs: near a border, `y` is only known to an ulp.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pfn.riemann import RiemannDistribution, bar_nll, borders_from_samples
+
+HALF_NORMAL_MEDIAN = 0.6744897501960817
+N_MC = 40_000
+MC_Z = 5.0  # tolerance in Monte-Carlo standard errors
+
+PROPS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+LOGITS = st.floats(-6.0, 6.0, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def border_tensors(draw, n_buckets: int, families=("gaps", "normal", "exponential", "ties")) -> torch.Tensor:
+    """`n_buckets + 1` increasing float32 borders: random gaps, or quantiles of prior-like samples."""
+    family = draw(st.sampled_from(families))
+    if family == "gaps":
+        start = draw(st.floats(-20.0, 20.0))
+        gaps = draw(st.lists(st.floats(0.02, 5.0), min_size=n_buckets, max_size=n_buckets))
+        return (start + torch.cumsum(torch.tensor([0.0, *gaps], dtype=torch.float64), 0)).float()
+    seed = draw(st.integers(0, 2**16))
+    scale = draw(st.floats(0.01, 100.0))
+    loc = scale * draw(st.floats(-100.0, 100.0))
+    g = torch.Generator().manual_seed(seed)
+    if family == "normal":
+        z = torch.randn(3000, generator=g)
+    elif family == "exponential":
+        z = -torch.log(torch.rand(3000, generator=g).clamp_min(1e-12))
+    else:  # discrete targets: many ties
+        z = torch.randint(0, 5, (3000,), generator=g).float()
+    return borders_from_samples(loc + scale * z, n_buckets)
+
+
+@st.composite
+def distributions(draw, families=("gaps", "normal", "exponential", "ties"), max_batch: int = 3):
+    k = draw(st.integers(3, 40))
+    batch = draw(st.integers(1, max_batch))
+    logits = draw(st.lists(LOGITS, min_size=k * batch, max_size=k * batch))
+    borders = draw(border_tensors(k, families))
+    return RiemannDistribution(torch.tensor(logits).view(batch, k), borders)
+
+
+CONTINUOUS = ("gaps", "normal", "exponential")
+
+
+def tail_scales(borders: np.ndarray) -> tuple[float, float]:
+    return (borders[1] - borders[0]) / HALF_NORMAL_MEDIAN, (borders[-1] - borders[-2]) / HALF_NORMAL_MEDIAN
+
+
+def ulp32(y: torch.Tensor) -> torch.Tensor:
+    """Spacing of float32 numbers at `y`: the input resolution of the float32 distribution."""
+    y = y.float()
+    return (torch.nextafter(y.abs(), torch.tensor(math.inf)) - y.abs()).double()
+
+
+def integration_grid(
+    borders: np.ndarray, n_tail: int = 3000, n_inner: int = 3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Midpoint rule pieces covering the support: returns (edges, midpoints, widths).
+
+    Left tail on `[b_1 - 12 s, b_1]`, right tail on `[b_{K-1}, b_{K-1} + 12 s]` (mass beyond
+    is `2 Phi(-12)`, negligible), and `n_inner` sub-intervals per inner bucket.
+    """
+    s_left, s_right = tail_scales(borders)
+    k = len(borders) - 1
+    pieces = [np.linspace(borders[1] - 12 * s_left, borders[1], n_tail + 1)]
+    for i in range(1, k - 1):
+        pieces.append(np.linspace(borders[i], borders[i + 1], n_inner + 1)[1:])
+    pieces.append(np.linspace(borders[k - 1], borders[k - 1] + 12 * s_right, n_tail + 1)[1:])
+    edges = np.concatenate(pieces)
+    return edges, 0.5 * (edges[1:] + edges[:-1]), np.diff(edges)
+
+
+def broadcast_points(dist: RiemannDistribution, points: np.ndarray) -> torch.Tensor:
+    """`len(points) x batch_shape` float32 tensor of evaluation points."""
+    t = torch.tensor(points, dtype=torch.float32)
+    return t.view(-1, *([1] * len(dist.batch_shape))).expand(-1, *dist.batch_shape)
+
+
+def grid_expectation(dist: RiemannDistribution, fn, n_inner: int = 64) -> torch.Tensor:
+    """`E[fn(Y)]` (`batch_shape`, float64): the midpoint rule on the density, independent of the
+    distribution's own moment and acquisition code."""
+    _, mids, widths = integration_grid(dist.borders.double().numpy(), n_inner=n_inner)
+    view = (-1, *([1] * len(dist.batch_shape)))
+    weight = evaluate(dist, "log_prob", mids).exp() * torch.tensor(widths).view(view)
+    return (weight * fn(torch.tensor(mids).view(view))).sum(0)
+
+
+def grid_moments(dist: RiemannDistribution) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean, variance and fourth central moment of the density, by `grid_expectation`."""
+    mean = grid_expectation(dist, lambda y: y)
+    var = grid_expectation(dist, lambda y: (y - mean) ** 2)
+    return mean, var, grid_expectation(dist, lambda y: (y - mean) ** 4)
+
+
+def repeated(dist: RiemannDistribution, n: int) -> RiemannDistribution:
+    """`dist` repeated along a new leading batch dimension of size `n`."""
+    return RiemannDistribution(dist.log_probs.expand(n, *dist.log_probs.shape), dist.borders)
+
+
+def evaluate(dist: RiemannDistribution, method: str, points: np.ndarray) -> torch.Tensor:
+    """`method` of `dist` at each point (`len(points) x batch_shape`), via a broadcast batch."""
+    return getattr(repeated(dist, len(points)), method)(broadcast_points(dist, points)).double()
+
+
+def local_density(dist: RiemannDistribution, y: torch.Tensor) -> torch.Tensor:
+    """Largest density within one float32 step of `y` (the density jumps at borders)."""
+    y = y.float()
+    steps = (torch.nextafter(y, torch.tensor(-math.inf)), y, torch.nextafter(y, torch.tensor(math.inf)))
+    return torch.stack([dist.log_prob(t) for t in steps]).exp().amax(0).double()
+
+
+def near_border(dist: RiemannDistribution, y: torch.Tensor, distance: torch.Tensor | None = None) -> torch.Tensor:
+    """Whether `y` (`batch_shape`) lies within `distance` (default 4 float32 steps) of a border."""
+    distance = 4 * ulp32(y) if distance is None else distance
+    b = dist.borders.expand(*dist.batch_shape, -1).double()
+    return ((b - y.double().unsqueeze(-1)).abs() <= distance.unsqueeze(-1)).any(-1)
+
+
+def log_density_slope(dist: RiemannDistribution, y: torch.Tensor) -> torch.Tensor:
+    """|d log p / dy| at `y`: zero inside inner buckets, `|z| / s` in the half-normal tails."""
+    b = dist.borders.double()
+    s_left = (b[..., 1] - b[..., 0]) / HALF_NORMAL_MEDIAN
+    s_right = (b[..., -1] - b[..., -2]) / HALF_NORMAL_MEDIAN
+    y = y.double()
+    left = ((b[..., 1] - y) / s_left**2).clamp_min(0)
+    right = ((y - b[..., -2]) / s_right**2).clamp_min(0)
+    return left + right
+
+
+def mc_samples(dist: RiemannDistribution, n: int = N_MC) -> torch.Tensor:
+    return dist.sample((n,), generator=torch.Generator().manual_seed(0)).double()
+
+
+def spread(dist: RiemannDistribution) -> float:
+    """A scale for float32 rounding slack: largest border magnitude plus the tail scales."""
+    b = dist.borders.double()
+    return float(b.abs().max() + (b[..., 1] - b[..., 0]).max() + (b[..., -1] - b[..., -2]).max())
+
+
+# --- borders ---------------------------------------------------------------------------------
+
+@PROPS
+@given(n_buckets=st.integers(3, 200), data=st.data())
+def test_borders_from_samples_are_strictly_increasing_in_float32(n_buckets, data):
+    borders = data.draw(border_tensors(n_buckets))
+    assert borders.dtype == torch.float32
+    assert borders.shape == (n_buckets + 1,)
+    assert torch.isfinite(borders).all()
+    assert (borders[1:] > borders[:-1]).all()
+
+
+@pytest.mark.parametrize("values", [[100.0, 101.0], [5.0], [-3e6], [0.0], [1e4, 1e4 + 1e-3]])
+def test_borders_from_tied_samples_far_from_zero_stay_strictly_increasing(values):
+    samples = torch.tensor(values).repeat_interleave(500)
+    borders = borders_from_samples(samples, 50)
+    assert (borders[1:] > borders[:-1]).all()
+    assert torch.isfinite(RiemannDistribution(torch.zeros(50), borders).log_prob(samples[0])).all()
+
+
+def test_borders_from_samples_are_quantiles_and_ignore_non_finite_values():
+    samples = torch.cat([torch.arange(1001.0), torch.tensor([math.nan, math.inf, -math.inf])])
+    borders = borders_from_samples(samples, 10)
+    assert torch.allclose(borders, torch.linspace(0.0, 1000.0, 11))
+
+
+def test_borders_from_samples_needs_enough_samples():
+    with pytest.raises(ValueError, match="at least 10"):
+        borders_from_samples(torch.randn(5), 10)
+
+
+def test_constructor_rejects_mismatched_borders_and_too_few_buckets():
+    with pytest.raises(ValueError, match="borders"):
+        RiemannDistribution(torch.zeros(4), torch.linspace(0, 1, 4))
+    with pytest.raises(ValueError, match="at least 3 buckets"):
+        RiemannDistribution(torch.zeros(2), torch.linspace(0, 1, 3))
+
+
+# --- density, cdf, quantiles -------------------------------------------------------------------
+
+@PROPS
+@given(dist=distributions(CONTINUOUS))
+def test_density_integrates_to_one(dist):
+    _, mids, widths = integration_grid(dist.borders.double().numpy())
+    density = evaluate(dist, "log_prob", mids).exp()
+    total = (density * torch.tensor(widths).view(-1, *([1] * len(dist.batch_shape)))).sum(0)
+    assert torch.allclose(total, torch.ones_like(total), atol=2e-4), total
+
+
+@PROPS
+@given(dist=distributions(CONTINUOUS))
+def test_cdf_equals_integral_of_density(dist):
+    edges, mids, widths = integration_grid(dist.borders.double().numpy())
+    view = (-1, *([1] * len(dist.batch_shape)))
+    density = evaluate(dist, "log_prob", mids).exp()
+    integral = torch.cat([torch.zeros(1, *dist.batch_shape, dtype=torch.float64),
+                          torch.cumsum(density * torch.tensor(widths).view(view), 0)])
+    cdf = evaluate(dist, "cdf", edges)
+    # The float32 input `y` is only known to an ulp: allow density * ulp on top.
+    at_edges = local_density(repeated(dist, len(edges)), broadcast_points(dist, edges))
+    tol = 2e-4 + 2 * at_edges * ulp32(torch.tensor(edges)).view(view)
+    assert ((cdf - integral).abs() <= tol).all(), (cdf - integral).abs().max()
+
+
+@PROPS
+@given(dist=distributions(), data=st.data())
+def test_half_of_each_tail_mass_lies_inside_its_outer_bucket(dist, data):
+    p = dist.probs.double()
+    b0, bk = dist.borders[0], dist.borders[-1]
+    assert torch.allclose(dist.cdf(b0).double(), p[..., 0] / 2, atol=1e-5)
+    assert torch.allclose(1 - dist.cdf(bk).double(), p[..., -1] / 2, atol=1e-5)
+    # The cdf at inner borders is the cumulative bucket mass.
+    i = data.draw(st.integers(1, dist.log_probs.shape[-1] - 1))
+    assert torch.allclose(dist.cdf(dist.borders[i]).double(), p[..., :i].sum(-1), atol=1e-5)
+
+
+@PROPS
+@given(dist=distributions(), qs=st.lists(st.floats(1e-4, 1 - 1e-4), min_size=1, max_size=20))
+def test_cdf_of_icdf_is_identity(dist, qs):
+    q = torch.tensor(qs, dtype=torch.float32).view(-1, *([1] * len(dist.batch_shape))).expand(-1, *dist.batch_shape)
+    big = repeated(dist, len(qs))
+    y = big.icdf(q)
+    assert torch.isfinite(y).all()
+    back = big.cdf(y).double()
+    tol = 2e-5 + 2 * local_density(big, y) * ulp32(y)
+    assert ((back - q.double()).abs() <= tol).all(), (back - q.double()).abs().max()
+    assert RiemannDistribution.quantile is RiemannDistribution.icdf
+
+
+@PROPS
+@given(dist=distributions(CONTINUOUS))
+def test_icdf_is_monotone(dist):
+    q = np.linspace(0.001, 0.999, 300)
+    y = evaluate(dist, "icdf", q)
+    assert (y[1:] >= y[:-1]).all()
+
+
+def test_log_prob_is_constant_inside_inner_buckets_and_equals_mass_over_width():
+    borders = torch.tensor([-1.0, 0.0, 0.5, 2.0, 3.0])
+    dist = RiemannDistribution(torch.tensor([0.1, 0.2, 0.3, 0.4]).log(), borders)
+    batched = RiemannDistribution(dist.log_probs.expand(5, 4), borders)
+    for i, (lo, hi) in enumerate([(0.0, 0.5), (0.5, 2.0)], start=1):
+        ys = torch.linspace(lo, hi, 7)[1:-1]
+        expected = math.log([0.1, 0.2, 0.3, 0.4][i] / (hi - lo))
+        assert torch.allclose(batched.log_prob(ys), torch.full((5,), expected), atol=1e-6)
+
+
+def test_bar_nll_is_negative_log_prob():
+    logits = torch.randn(2, 3, 10, generator=torch.Generator().manual_seed(0))
+    borders = torch.linspace(-2, 2, 11)
+    y = torch.randn(2, 3, generator=torch.Generator().manual_seed(1)) * 3
+    assert torch.allclose(bar_nll(logits, borders, y), -RiemannDistribution(logits, borders).log_prob(y))
+
+
+# --- sampling and Monte Carlo ------------------------------------------------------------------
+
+@PROPS
+@given(dist=distributions(), qs=st.lists(st.floats(0.005, 0.995), min_size=1, max_size=8))
+def test_sample_follows_the_cdf(dist, qs):
+    y = mc_samples(dist)
+    assert y.shape == (N_MC, *dist.batch_shape)
+    assert torch.isfinite(y).all()
+    for q in qs:
+        point = dist.icdf(q)
+        emp = (y <= point.double()).double().mean(0)
+        exact = dist.cdf(point).double()
+        se = (exact * (1 - exact) / N_MC).sqrt()
+        tol = MC_Z * se + 1e-4 + local_density(dist, point) * ulp32(point)
+        assert ((emp - exact).abs() <= tol).all(), (q, emp, exact)
+
+
+@PROPS
+@given(dist=distributions())
+def test_mean_and_variance_match_monte_carlo(dist):
+    y = mc_samples(dist)
+    mean, var = dist.mean.double(), dist.variance.double()
+    assert (var > 0).all()
+    emp_mean, emp_var = y.mean(0), y.var(0)
+    # Standard errors from the density's own moments: a rare, far bucket makes the sample's
+    # estimate of them unreliable. The larger of the two is used.
+    _, grid_var, grid_m4 = grid_moments(dist)
+    emp_m4 = ((y - emp_mean) ** 4).mean(0)
+    se_mean = torch.maximum(grid_var, emp_var).div(N_MC).sqrt()
+    se_var = torch.maximum(grid_m4 - grid_var**2, emp_m4 - emp_var**2).clamp_min(0).div(N_MC).sqrt()
+    slack = 1e-5 * spread(dist)
+    assert ((emp_mean - mean).abs() <= MC_Z * se_mean + slack).all(), (emp_mean, mean)
+    assert ((emp_var - var).abs() <= MC_Z * se_var + 1e-4 * var + slack**2).all(), (emp_var, var)
+    assert torch.allclose(dist.stddev.double(), var.sqrt(), rtol=1e-5)
+
+
+@PROPS
+@given(dist=distributions(CONTINUOUS), us=st.lists(st.floats(-0.1, 1.1), min_size=1, max_size=4))
+def test_moments_and_expected_improvement_equal_integrals_of_the_density(dist, us):
+    mean, var, _ = grid_moments(dist)
+    mag = spread(dist)
+    assert torch.allclose(dist.mean.double(), mean, rtol=1e-4, atol=1e-5 * mag)
+    assert torch.allclose(dist.variance.double(), var, rtol=2e-3, atol=1e-9 * mag**2)
+    for best in _best_values(dist, us):
+        for maximize in (True, False):
+            ei = dist.expected_improvement(best, maximize=maximize).double()
+            exact = grid_expectation(dist, improvement_of(best, maximize))
+            assert torch.allclose(ei, exact, rtol=2e-3, atol=1e-5 * mag), (best, maximize)
+
+
+def improvement_of(best: torch.Tensor, maximize: bool):
+    """`y -> max(y - best, 0)` (or `max(best - y, 0)` when minimising), in float64."""
+    b = best.double()
+    return (lambda y: (y - b).clamp_min(0)) if maximize else (lambda y: (b - y).clamp_min(0))
+
+
+def _best_values(dist: RiemannDistribution, us: list[float]) -> list[torch.Tensor]:
+    """Thresholds from the far left tail, through the buckets, to the far right tail."""
+    b = dist.borders
+    s_left = (b[1] - b[0]) / HALF_NORMAL_MEDIAN
+    s_right = (b[-1] - b[-2]) / HALF_NORMAL_MEDIAN
+    lo, hi = b[1] - 3 * s_left, b[-2] + 3 * s_right
+    return [lo + u * (hi - lo) for u in us]
+
+
+@PROPS
+@given(dist=distributions(), us=st.lists(st.floats(-0.1, 1.1), min_size=1, max_size=5),
+       maximize=st.booleans())
+def test_expected_improvement_matches_monte_carlo(dist, us, maximize):
+    y = mc_samples(dist)
+    for best in _best_values(dist, us):
+        improvement = (y - best.double()) if maximize else (best.double() - y)
+        improvement = improvement.clamp_min(0)
+        emp = improvement.mean(0)
+        ei = dist.expected_improvement(best, maximize=maximize).double()
+        assert (ei >= 0).all()
+        gain = improvement_of(best, maximize)
+        grid_var = grid_expectation(dist, lambda y, gain=gain: gain(y) ** 2) - grid_expectation(dist, gain) ** 2
+        se = torch.maximum(grid_var.clamp_min(0).sqrt(), improvement.std(0)) / math.sqrt(N_MC)
+        tol = MC_Z * se + 20 / N_MC * dist.stddev.double() + 1e-5 * spread(dist)
+        assert ((emp - ei).abs() <= tol).all(), (best, maximize, emp, ei)
+
+
+@PROPS
+@given(dist=distributions(), us=st.lists(st.floats(-0.1, 1.1), min_size=1, max_size=5),
+       maximize=st.booleans())
+def test_probability_of_improvement_matches_monte_carlo(dist, us, maximize):
+    y = mc_samples(dist)
+    for best in _best_values(dist, us):
+        emp = ((y > best.double()) if maximize else (y < best.double())).double().mean(0)
+        pi = dist.probability_of_improvement(best, maximize=maximize).double()
+        assert ((pi >= 0) & (pi <= 1)).all()
+        se = (pi * (1 - pi) / N_MC).sqrt()
+        tol = MC_Z * se + 1e-4 + local_density(dist, best) * ulp32(best)
+        assert ((emp - pi).abs() <= tol).all(), (best, maximize, emp, pi)
+
+
+@PROPS
+@given(dist=distributions(CONTINUOUS, max_batch=1))
+def test_expected_improvement_decreases_as_the_threshold_rises(dist):
+    bests = _best_values(dist, list(np.linspace(-0.1, 1.1, 60)))
+    ei_max = torch.stack([dist.expected_improvement(b, maximize=True) for b in bests])
+    ei_min = torch.stack([dist.expected_improvement(b, maximize=False) for b in bests])
+    tol = 1e-5 * spread(dist)
+    assert (ei_max[1:] <= ei_max[:-1] + tol).all()
+    assert (ei_min[1:] >= ei_min[:-1] - tol).all()
+
+
+@PROPS
+@given(dist=distributions(), beta=st.floats(0.0, 10.0))
+def test_ucb_is_mean_plus_sqrt_beta_std(dist, beta):
+    assert torch.allclose(dist.ucb(beta), dist.mean + math.sqrt(beta) * dist.stddev, rtol=1e-6, atol=1e-6)
+    assert torch.allclose(dist.ucb(beta, maximize=False), -dist.mean + math.sqrt(beta) * dist.stddev,
+                          rtol=1e-6, atol=1e-6)
+
+
+# --- transforms --------------------------------------------------------------------------------
+
+@PROPS
+@given(dist=distributions(CONTINUOUS), loc=st.floats(-100.0, 100.0), scale=st.floats(0.01, 100.0),
+       qs=st.lists(st.floats(0.01, 0.99), min_size=1, max_size=5))
+def test_affine_transforms_mean_std_and_density(dist, loc, scale, qs):
+    t = dist.affine(loc, scale)
+    mag = abs(loc) + scale * spread(dist)
+    assert torch.allclose(t.mean.double(), loc + scale * dist.mean.double(), rtol=1e-4, atol=1e-5 * mag)
+    assert torch.allclose(t.stddev.double(), scale * dist.stddev.double(), rtol=1e-4, atol=1e-5 * mag)
+    for q in qs:
+        y = dist.icdf(q)
+        lp = dist.log_prob(y).double()
+        ty = loc + scale * y
+        # Same point, transformed: density shifts by -log(scale), cdf is unchanged, up to the
+        # float32 rounding of `loc + scale * y` (and of the borders), in units of y.
+        err = 4 * ulp32(ty) / scale + 4 * ulp32(y)
+        # Bucket widths are differences of rounded borders: relative error ulp / width.
+        min_width = (dist.borders[..., 1:] - dist.borders[..., :-1]).double().min()
+        tol_lp = 1e-4 + log_density_slope(dist, y) * err + err / min_width
+        inside = ~near_border(dist, y, 2 * err)  # rounding must not carry y across a density jump
+        assert ((t.log_prob(ty).double() - (lp - math.log(scale))).abs() <= tol_lp)[inside].all(), q
+        tol_cdf = 1e-5 + local_density(dist, y) * err
+        assert ((t.cdf(ty).double() - dist.cdf(y).double()).abs() <= tol_cdf).all(), q
+
+
+def test_affine_accepts_per_element_loc_and_scale():
+    dist = RiemannDistribution(torch.randn(3, 8, generator=torch.Generator().manual_seed(0)), torch.linspace(-1, 1, 9))
+    loc, scale = torch.tensor([0.0, 10.0, -5.0]), torch.tensor([1.0, 2.0, 0.5])
+    t = dist.affine(loc, scale)
+    assert torch.allclose(t.mean, loc + scale * dist.mean, atol=1e-5)
+    assert torch.allclose(t.stddev, scale * dist.stddev, atol=1e-5)
+    assert torch.allclose(t[1].mean, 10.0 + 2.0 * dist[1].mean, atol=1e-5)
+
+
+def test_affine_rejects_non_positive_scale():
+    dist = RiemannDistribution(torch.zeros(5), torch.linspace(0, 1, 6))
+    with pytest.raises(ValueError, match="positive"):
+        dist.affine(0.0, 0.0)
+    with pytest.raises(ValueError, match="positive"):
+        dist.affine(0.0, -1.0)
+
+
+@PROPS
+@given(dist=distributions(), qs=st.lists(st.floats(0.01, 0.99), min_size=1, max_size=5),
+       us=st.lists(st.floats(-0.1, 1.1), min_size=1, max_size=3))
+def test_negate_mirrors_the_distribution(dist, qs, us):
+    neg = dist.negate()
+    mag = spread(dist)
+    assert torch.allclose(neg.mean.double(), -dist.mean.double(), atol=1e-5 * mag)
+    assert torch.allclose(neg.variance.double(), dist.variance.double(), rtol=1e-4, atol=1e-9 * mag**2)
+    for q in qs:
+        y = dist.icdf(q)
+        inside = ~near_border(dist, y)  # at a border the density jumps; mirrored, it takes the other side
+        assert torch.allclose(neg.log_prob(-y)[inside], dist.log_prob(y)[inside], atol=1e-4), q
+        tol = 1e-4 + 2 * local_density(dist, y) * ulp32(y)
+        assert ((neg.cdf(-y).double() - (1 - dist.cdf(y).double())).abs() <= tol).all(), q
+    for best in _best_values(dist, us):
+        ei_min = dist.expected_improvement(best, maximize=False).double()
+        assert torch.allclose(ei_min, neg.expected_improvement(-best, maximize=True).double(), atol=1e-6 * mag)
+        pi_min = dist.probability_of_improvement(best, maximize=False).double()
+        assert torch.allclose(pi_min, neg.probability_of_improvement(-best, maximize=True).double(), atol=1e-4)
+
+
+# --- indexing and batch shapes -------------------------------------------------------------------
+
+def test_indexing_selects_batch_elements():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 6, generator=g)
+    dist = RiemannDistribution(logits, torch.linspace(-1, 1, 7))
+    assert dist.batch_shape == (2, 3)
+    assert torch.allclose(dist[1].mean, dist.mean[1])
+    assert torch.allclose(dist[1, 2].variance, dist.variance[1, 2])
+    assert torch.allclose(dist[:, 0].cdf(0.3), dist.cdf(0.3)[:, 0])
+
+
+def test_per_element_borders_match_shared_borders():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 6, generator=g)
+    borders = torch.linspace(-2, 3, 7)
+    shared = RiemannDistribution(logits, borders)
+    each = RiemannDistribution(logits, borders.expand(4, 7).clone())
+    y = torch.tensor([-5.0, 0.1, 2.9, 7.0])
+    for method in ("log_prob", "cdf", "expected_improvement", "probability_of_improvement"):
+        assert torch.allclose(getattr(each, method)(y), getattr(shared, method)(y), atol=1e-6), method
+    assert torch.allclose(each.icdf(0.3), shared.icdf(0.3), atol=1e-6)
+    assert torch.allclose(each.mean, shared.mean) and torch.allclose(each.variance, shared.variance)
