@@ -51,12 +51,11 @@ from numpyro.infer import MCMC, NUTS
 from tqdm import tqdm
 
 import pfn.checkpoint
-from pfn.gp_baseline import fit_type2_ml_gp, latent_predictive
+from pfn.gp_baseline import exact_latent_predictive, fit_type2_ml_gp, latent_predictive
 from pfn.model import PFN
 from priors import GPPrior, prior_from_dict
-from priors.gp import batched_cholesky
 from priors.hyperpriors import Fixed, Gamma, Hyperprior, LogNormal, Uniform
-from priors.kernels import KERNELS, correlation, scaled_sq_dist
+from priors.kernels import KERNELS
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"
@@ -306,24 +305,19 @@ def gp_marginal_model(x: jax.Array, y: jax.Array, kernel: str, hyperpriors: dict
 
 def gp_latent_predictive(task: Task, lengthscale: torch.Tensor, outputscale: torch.Tensor, noise: torch.Tensor,
                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact latent GP predictive at the task's queries for `S` hyperparameter settings, with `priors.kernels`.
+    """Exact latent GP predictive at the task's queries for `S` hyperparameter settings (the task's true kernel).
 
     Args:
-        lengthscale: `S x F`; outputscale, noise: `S` (the task's true kernel is used).
+        lengthscale: `S x F`; outputscale, noise: `S`.
 
     Returns:
         Means and variances, each `S x M` float64.
     """
-    s, c = lengthscale.shape[0], task.n_context
-    x = torch.cat([task.x_context, task.x_query]).double().expand(s, -1, -1)
-    kernel_index = torch.full((s,), KERNELS.index(task.kernel))
-    k = correlation(scaled_sq_dist(x, lengthscale.double()), kernel_index) * outputscale.double().view(-1, 1, 1)
-    k_cc = k[:, :c, :c] + (noise.double() + JITTER).view(-1, 1, 1) * torch.eye(c, dtype=torch.float64)
-    chol = batched_cholesky(k_cc)
-    k_cq = k[:, :c, c:]
-    alpha = torch.cholesky_solve(task.y_context.double().view(1, -1, 1).expand(s, -1, -1), chol)
-    v = torch.linalg.solve_triangular(chol, k_cq, upper=False)
-    return (k_cq.transpose(-1, -2) @ alpha).squeeze(-1), outputscale.double().view(-1, 1) - (v * v).sum(-2)
+    s = lengthscale.shape[0]
+    hyperparameters = {"lengthscale": lengthscale, "outputscale": outputscale, "noise": noise + JITTER,
+                       "kernel": torch.full((s,), KERNELS.index(task.kernel))}
+    return exact_latent_predictive(task.x_context.expand(s, -1, -1), task.y_context.expand(s, -1),
+                                   task.x_query.expand(s, -1, -1), hyperparameters, jitter=0.0)
 
 
 JAX_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_to_mlir_module_duration", "/jax/core/compile/backend_compile_duration")
@@ -400,7 +394,7 @@ def run_nuts(prior: GPPrior, tasks: list[Task], settings: NutsSettings) -> tuple
 MEMORY_SNIPPET = """
 import json, resource, sys, time, torch
 import pfn.checkpoint
-from pfn.gp_baseline import fit_type2_ml_gp, latent_predictive
+from pfn.gp_baseline import exact_latent_predictive, fit_type2_ml_gp, latent_predictive
 
 def peak_mib():
     # VmHWM is this process's own peak; ru_maxrss also carries the parent's peak across fork + exec.

@@ -1,4 +1,4 @@
-"""The `pfn` command: `train`, `list`, `demo`."""
+"""The `pfn` command: `train`, `ship`, `list`, `demo`."""
 
 from __future__ import annotations
 
@@ -59,6 +59,20 @@ def cmd_list(args: argparse.Namespace) -> None:
             print(f"  reproduce: {config['command']}")
 
 
+def cmd_ship(args: argparse.Namespace) -> None:
+    from pfn.checkpoint import CONFIG, PRETRAINED_DIR, WEIGHTS, load, write_manifest
+
+    load(args.run)  # refuses a broken checkpoint before anything is copied
+    dest = PRETRAINED_DIR / args.name
+    dest.mkdir(parents=True, exist_ok=True)
+    config = json.loads((Path(args.run) / CONFIG).read_text())
+    config["command"] = f"pfn train {args.config or args.name} --out {args.run} && pfn ship {args.run} {args.name}"
+    (dest / CONFIG).write_text(json.dumps(config, indent=1))
+    (dest / WEIGHTS).write_bytes((Path(args.run) / WEIGHTS).read_bytes())
+    write_manifest([args.name])
+    print(f"shipped {args.run} as {dest} and updated {PRETRAINED_DIR / 'MANIFEST.json'}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from pfn.demo import run_demo
 
@@ -77,6 +91,11 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("list", help="list shipped models")
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser("ship", help="copy a trained checkpoint into pretrained/ and update the manifest")
+    p.add_argument("run", help="checkpoint folder written by pfn train")
+    p.add_argument("name", help="name of the shipped model (folder in pretrained/)")
+    p.add_argument("--config", help="config the run was trained with (default: NAME)")
+    p.set_defaults(func=cmd_ship)
     p = sub.add_parser("demo", help="fit the shipped GP-PFN to a real signal and plot it")
     p.add_argument("--out", default="demo_output", help="folder for the plot")
     p.set_defaults(func=cmd_demo)

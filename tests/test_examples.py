@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from pfn.checkpoint import read_manifest
 from pfn.cli import main
@@ -37,3 +38,20 @@ def test_list_shows_shipped_model_with_its_training_record(capsys):
     main(["list"])
     text = capsys.readouterr().out
     assert "gp:" in text and "GPPrior" in text and "reproduce: pfn train" in text
+
+
+def test_ship_copies_a_run_into_pretrained_and_list_shows_it(tiny_pfn, tmp_path, monkeypatch, capsys):
+    import pfn.checkpoint as checkpoint
+    from priors import GPPrior
+
+    monkeypatch.setattr(checkpoint, "PRETRAINED_DIR", tmp_path / "pretrained")
+    tiny_pfn.info.update(prior=GPPrior().to_dict(), record={"steps": 3, "wall_time_s": 1.0, "device": "cpu"})
+    checkpoint.save_checkpoint(tiny_pfn, tmp_path / "run")
+    main(["ship", str(tmp_path / "run"), "tiny"])
+    shipped = checkpoint.load("tiny")
+    x = torch.rand(6, 2)
+    torch.testing.assert_close(shipped.predict(x, x[:, 0], x).mean, tiny_pfn.predict(x, x[:, 0], x).mean)
+    capsys.readouterr()
+    main(["list"])
+    text = capsys.readouterr().out
+    assert "tiny:" in text and "GPPrior" in text and f"pfn ship {tmp_path / 'run'} tiny" in text
