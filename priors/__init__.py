@@ -7,6 +7,7 @@ from priors.hyperprior_wrapper import HyperpriorWrapper
 from priors.hyperpriors import Fixed, Gamma, LogNormal, Uniform
 from priors.mixture import MixturePrior
 from priors.registry import prior_from_dict, register_prior
+from priors.scm import SCMPrior
 
 __all__ = ["Batch", "BNNPrior", "Fixed", "GPPrior", "Gamma", "HyperpriorWrapper", "LogNormal", "MixturePrior",
-           "Uniform", "prior_from_dict", "register_prior"]
+           "SCMPrior", "Uniform", "prior_from_dict", "register_prior"]

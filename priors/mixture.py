@@ -15,7 +15,8 @@ class MixturePrior:
     """Draws each dataset from component `i` with probability `weights[i] / sum(weights)`.
 
     `meta["component"]` (`B`) says which; a component's own hyperparameter `k` appears as
-    `meta[f"{i}.{k}"]`, NaN (or -1 for integer tensors) in rows of other components.
+    `meta[f"{i}.{k}"]`, filled in rows of other components with NaN (floats), -1 (integers)
+    or False (booleans).
     """
 
     components: tuple[Any, ...]
@@ -57,7 +58,7 @@ class MixturePrior:
             part = prior.sample(rows.numel(), n_points, n_features, generator=generator, device=device)
             x[rows], y[rows], target_y[rows] = part.x, part.y, part.target_y
             for k, v in part.meta.items():
-                fill = float("nan") if v.is_floating_point() else -1
+                fill = float("nan") if v.is_floating_point() else (False if v.dtype == torch.bool else -1)
                 full = torch.full((batch_size, *v.shape[1:]), fill, dtype=v.dtype, device=device)
                 full[rows] = v
                 meta[f"{i}.{k}"] = full

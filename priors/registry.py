@@ -8,8 +8,9 @@ from priors.bnn import BNNPrior
 from priors.gp import GPPrior
 from priors.hyperprior_wrapper import HyperpriorWrapper
 from priors.mixture import MixturePrior
+from priors.scm import SCMPrior
 
-PRIORS = {cls.__name__: cls for cls in (GPPrior, BNNPrior, MixturePrior, HyperpriorWrapper)}
+PRIORS = {cls.__name__: cls for cls in (GPPrior, BNNPrior, MixturePrior, HyperpriorWrapper, SCMPrior)}
 
 
 def register_prior(cls: type) -> type:

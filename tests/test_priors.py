@@ -366,3 +366,12 @@ def test_configs_are_frozen():
 def test_gp_prior_rejects_hyperpriors_outside_the_parameter_support(field, value):
     with pytest.raises(ValueError, match=field):
         GPPrior(**{field: Fixed(value)})
+
+
+def test_mixture_fills_boolean_meta_of_other_components_with_false():
+    from priors import SCMPrior
+
+    mix = MixturePrior((GPPrior(), SCMPrior()), (1.0, 1.0))
+    batch = mix.sample(16, 30, 3, generator=torch.Generator().manual_seed(0))
+    gp_rows = batch.meta["component"] == 0
+    assert gp_rows.any() and not batch.meta["1.categorical"][gp_rows].any()
