@@ -7,8 +7,10 @@ from pfn.checkpoint import load, read_manifest
 from pfn.gp_baseline import exact_latent_predictive
 from priors import prior_from_dict
 
-# Measured gaps to the oracle are in benchmarks/results/gp.md; this floor catches a broken model.
-GAP_FLOOR = 0.5
+# Share of the way from the prior-only predictive N(0, outputscale) to the oracle posterior
+# that the PFN must cover. Measured on the shipped model: 0.68 to 0.82 on these cases; an
+# untrained or broken model covers about none of it.
+MIN_SHARE_OF_ORACLE_GAIN = 0.6
 pytestmark = pytest.mark.skipif("gp" not in read_manifest()["models"], reason="pretrained/gp is not shipped")
 
 
@@ -18,7 +20,7 @@ def model():
 
 
 @pytest.mark.parametrize("n_features,n_context", [(1, 5), (1, 50), (2, 20), (4, 100)])
-def test_shipped_gp_pfn_is_close_to_the_oracle_posterior(model, n_features, n_context):
+def test_shipped_gp_pfn_recovers_most_of_the_oracle_posterior_gain(model, n_features, n_context):
     prior = prior_from_dict(model.info["prior"])
     batch = prior.sample(32, n_context + 50, n_features, generator=torch.Generator().manual_seed(2024),
                          n_context=n_context)
@@ -27,7 +29,9 @@ def test_shipped_gp_pfn_is_close_to_the_oracle_posterior(model, n_features, n_co
     pfn_nll = -model.predict(xc, yc, xq).log_prob(fq).mean().item()
     mean, var = exact_latent_predictive(xc, yc, xq, batch.meta)
     oracle_nll = -torch.distributions.Normal(mean, var.sqrt()).log_prob(fq.double()).mean().item()
-    # The oracle knows the true hyperparameters: no method beats it on average. The PFN must
-    # come close (the full comparison with ML-II and NUTS is benchmarks/gp.py).
-    assert oracle_nll - 0.05 < pfn_nll < oracle_nll + GAP_FLOOR
-
+    prior_nll = -torch.distributions.Normal(0.0, batch.meta["outputscale"].sqrt().unsqueeze(-1)).log_prob(fq)
+    prior_nll = prior_nll.mean().item()
+    # The oracle knows the true hyperparameters: no method beats it on average. The full
+    # comparison with ML-II and NUTS is benchmarks/gp.py.
+    assert pfn_nll > oracle_nll - 0.05
+    assert (prior_nll - pfn_nll) / (prior_nll - oracle_nll) > MIN_SHARE_OF_ORACLE_GAIN
