@@ -14,7 +14,8 @@ from priors.hyperpriors import (
     Uniform,
     as_hyperprior,
     check_positive_support,
-    hyperprior_from_dict,
+    config_from_dict,
+    config_to_dict,
 )
 
 ACTIVATIONS = ("tanh", "relu", "sin")
@@ -54,22 +55,11 @@ class BNNPrior:
             raise ValueError(f"activations must be a non-empty subset of {ACTIVATIONS}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": "BNNPrior", "min_depth": self.min_depth, "max_depth": self.max_depth,
-            "min_width": self.min_width, "max_width": self.max_width,
-            "activations": list(self.activations),
-            **{k: getattr(self, k).to_dict() for k in (*_HYPER_FIELDS, "bias_scale")},
-        }
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BNNPrior:
-        d = {k: v for k, v in d.items() if k != "type"}
-        for name in (*_HYPER_FIELDS, "bias_scale"):
-            if name in d:
-                d[name] = hyperprior_from_dict(d[name])
-        if "activations" in d:
-            d["activations"] = tuple(d["activations"])
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     def sample(
         self, batch_size: int, n_points: int, n_features: int, *,

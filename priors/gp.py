@@ -14,7 +14,8 @@ from priors.hyperpriors import (
     LogNormal,
     as_hyperprior,
     check_positive_support,
-    hyperprior_from_dict,
+    config_from_dict,
+    config_to_dict,
 )
 from priors.kernels import KERNELS, correlation, scaled_sq_dist
 
@@ -88,22 +89,11 @@ class GPPrior:
         object.__setattr__(self, "kernel_weights", weights)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": "GPPrior"}
-        for name in _HYPER_FIELDS:
-            d[name] = getattr(self, name).to_dict()
-        d.update(kernels=list(self.kernels), kernel_weights=list(self.kernel_weights),
-                 noisy_targets=self.noisy_targets)
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GPPrior:
-        d = {k: v for k, v in d.items() if k != "type"}
-        for name in _HYPER_FIELDS:
-            if name in d:
-                d[name] = hyperprior_from_dict(d[name])
-        d["kernels"] = tuple(d.get("kernels", KERNELS))
-        d["kernel_weights"] = tuple(d.get("kernel_weights", ()))
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     def sample_hyperparameters(
         self, batch_size: int, n_features: int, generator: torch.Generator | None = None,

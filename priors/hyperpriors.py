@@ -8,7 +8,7 @@ samples reproducibly from a `torch.Generator`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 import torch
@@ -146,3 +146,26 @@ def check_positive_support(name: str, hyperprior: Hyperprior, allow_zero: bool =
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}, but {hyperprior} can draw {value}")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """Serialises a frozen-dataclass prior: hyperpriors via `to_dict`, tuples as lists, a "type" tag."""
+    d: dict[str, Any] = {"type": type(config).__name__}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        d[f.name] = value.to_dict() if hasattr(value, "to_dict") else list(value) if isinstance(value, tuple) else value
+    return d
+
+
+def config_from_dict(cls: type, d: dict[str, Any]) -> Any:
+    """Rebuilds `cls` from `config_to_dict` output: tagged hyperprior dicts and lists are restored."""
+    kwargs = {}
+    for key, value in d.items():
+        if key == "type":
+            continue
+        if isinstance(value, dict) and value.get("type") in _HYPERPRIORS:
+            value = hyperprior_from_dict(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)

@@ -16,7 +16,8 @@ from priors.hyperpriors import (
     Uniform,
     as_hyperprior,
     check_positive_support,
-    hyperprior_from_dict,
+    config_from_dict,
+    config_to_dict,
 )
 
 TASKS = ("classification", "regression")
@@ -181,22 +182,11 @@ class SCMPrior:
             raise ValueError(f"warps must be a non-empty subset of {WARPS}, got {self.warps}")
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": "SCMPrior"}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            d[name] = value.to_dict() if name in _HYPER_FIELDS else list(value) if isinstance(value, tuple) else value
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SCMPrior:
-        d = {k: v for k, v in d.items() if k != "type"}
-        for name in _HYPER_FIELDS:
-            if name in d:
-                d[name] = hyperprior_from_dict(d[name])
-        for name in ("mechanisms", "warps"):
-            if name in d:
-                d[name] = tuple(d[name])
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     def sample(
         self, batch_size: int, n_points: int, n_features: int, *,
