@@ -3,8 +3,11 @@ inference in one forward pass.
 
 Main entry points: `pfn.load(name_or_path)` for a shipped or trained model,
 `model.predict(x_context, y_context, x_query)` for its predictive distribution, and
-`pfn.train(prior, model_config, train_config, out_dir)` to train one.
+`pfn.train(prior, model_config, train_config, out_dir)` to train one; `pfn.PFNClassifier`
+and `pfn.PFNRegressor` for scikit-learn style tabular prediction.
 """
+
+from typing import Any
 
 from pfn.checkpoint import CheckpointError, load, save_checkpoint
 from pfn.config import ModelConfig, TrainConfig
@@ -12,5 +15,14 @@ from pfn.model import PFN, FittedPFN
 from pfn.riemann import RiemannDistribution, borders_from_samples
 from pfn.training import train
 
-__all__ = ["PFN", "CheckpointError", "FittedPFN", "ModelConfig", "RiemannDistribution", "TrainConfig",
-           "borders_from_samples", "load", "save_checkpoint", "train"]
+__all__ = ["PFN", "CheckpointError", "FittedPFN", "ModelConfig", "PFNClassifier", "PFNRegressor",
+           "RiemannDistribution", "TrainConfig", "borders_from_samples", "load", "save_checkpoint", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    # The scikit-learn estimators are imported on first use, so `import pfn` stays light.
+    if name in ("PFNClassifier", "PFNRegressor"):
+        from pfn import tabular
+
+        return getattr(tabular, name)
+    raise AttributeError(f"module 'pfn' has no attribute {name!r}")

@@ -41,7 +41,8 @@ def save_checkpoint(model: PFN, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    config = {"model": model.config.to_dict(), "borders": model.head.borders.tolist(), **model.info}
+    borders = model.head.borders.tolist() if hasattr(model.head, "borders") else None
+    config = {"model": model.config.to_dict(), "borders": borders, **model.info}
     _atomic_write(folder / WEIGHTS, lambda p: save_file(state, str(p)))
     _atomic_write(folder / CONFIG, lambda p: p.write_text(json.dumps(config, indent=1)))
     return folder
@@ -121,7 +122,7 @@ def load_folder(folder: Path, device: str | torch.device = "cpu") -> PFN:
     try:
         config = json.loads((folder / CONFIG).read_text())
         model_config = ModelConfig.from_dict(config["model"])
-        borders = torch.tensor(config["borders"], dtype=torch.float32)
+        borders = None if config["borders"] is None else torch.tensor(config["borders"], dtype=torch.float32)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{folder / CONFIG} is not a valid checkpoint config: {err}") from None
     try:

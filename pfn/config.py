@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+FEATURE_ENCODINGS = ("pad", "per_feature")
+HEADS = ("bar", "classification")
+
 
 class _Config:
     def to_dict(self) -> dict[str, Any]:
@@ -25,7 +28,15 @@ class ModelConfig(_Config):
 
     `feature_encoding="pad"` zero-pads inputs to `max_features` and rescales them by
     `sqrt(max_features / n_features)` so that their total scale does not depend on the
-    feature count.
+    feature count: one token per row. `feature_encoding="per_feature"` gives every cell
+    its own token and alternates attention across the features of a row with attention
+    across the (context) rows of a feature (`pfn.feature_transformer`); it standardises
+    each feature by its context rows and reads NaN as missing. There `max_features` is
+    only the largest feature count accepted, not a layer size.
+
+    `head="bar"` predicts a Riemann distribution over `n_buckets` buckets (regression);
+    `head="classification"` predicts up to `max_classes` classes, and context targets are
+    class indices `0, ..., max_classes - 1`.
     """
 
     max_features: int = 4
@@ -35,14 +46,19 @@ class ModelConfig(_Config):
     d_ff: int = 512
     n_buckets: int = 1000
     feature_encoding: str = "pad"
+    head: str = "bar"
+    max_classes: int = 10
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if self.feature_encoding != "pad":
-            raise ValueError(f"feature_encoding {self.feature_encoding!r} is not supported; use 'pad'")
-        if min(self.max_features, self.n_layers, self.d_ff) < 1 or self.n_buckets < 3:
-            raise ValueError("max_features, n_layers and d_ff must be >= 1 and n_buckets >= 3")
+        if self.feature_encoding not in FEATURE_ENCODINGS:
+            raise ValueError(f"feature_encoding {self.feature_encoding!r} is not supported; use one of "
+                             f"{FEATURE_ENCODINGS}")
+        if self.head not in HEADS:
+            raise ValueError(f"head {self.head!r} is not supported; use one of {HEADS}")
+        if min(self.max_features, self.n_layers, self.d_ff) < 1 or self.n_buckets < 3 or self.max_classes < 2:
+            raise ValueError("max_features, n_layers and d_ff must be >= 1, n_buckets >= 3 and max_classes >= 2")
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,11 @@ def draw_batch(prior: Any, cfg: TrainConfig, generator: torch.Generator, device:
                         n_context=n_context)
 
 
-def make_borders(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device) -> torch.Tensor:
-    """Bucket borders at quantiles of `cfg.border_samples` prior targets (seeded by `cfg.seed`)."""
+def make_borders(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device) -> torch.Tensor | None:
+    """Bucket borders at quantiles of `cfg.border_samples` prior targets (seeded by `cfg.seed`);
+    None for a classification head."""
+    if model_cfg.head == "classification":
+        return None
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919)
     values = []
     n_done = 0
@@ -165,7 +168,7 @@ def train(
             with (nullcontext() if sync else ddp.no_sync()), autocast():
                 c = batch.n_context
                 logits = ddp(batch.x, batch.y[:, :c])
-                loss = model.head.nll(logits, batch.target_y[:, c:]).mean()
+                loss = model.query_nll(logits, batch).mean()
             (loss / cfg.accumulate).backward()
             total += float(loss.detach()) / cfg.accumulate
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

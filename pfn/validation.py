@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 
-def as_float_tensor(name: str, value: Any, device: torch.device) -> torch.Tensor:
-    """Converts array-likes to a float32 tensor, rejecting non-numeric and non-finite data."""
+def as_float_tensor(name: str, value: Any, device: torch.device, allow_nan: bool = False) -> torch.Tensor:
+    """Converts array-likes to a float32 tensor, rejecting non-numeric data, infinities and
+    (unless `allow_nan`, where NaN marks a missing value) NaN."""
     if isinstance(value, torch.Tensor):
         t = value
     else:
@@ -20,14 +21,16 @@ def as_float_tensor(name: str, value: Any, device: torch.device) -> torch.Tensor
     if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.int16, torch.int8, torch.uint8)):
         raise TypeError(f"{name} must be a float or integer tensor, got dtype {t.dtype}")
     t = t.to(device=device, dtype=torch.float32)
-    if not torch.isfinite(t).all():
-        bad = int((~torch.isfinite(t)).sum())
-        raise ValueError(f"{name} contains {bad} NaN or infinite values; drop or impute them first")
+    if torch.isinf(t).any():
+        raise ValueError(f"{name} contains {int(torch.isinf(t).sum())} infinite values; drop or clip them first")
+    if not allow_nan and torch.isnan(t).any():
+        raise ValueError(f"{name} contains {int(torch.isnan(t).sum())} NaN values; drop or impute them first "
+                         "(models with feature_encoding='per_feature' read NaN as missing)")
     return t
 
 
 def check_context(
-    x_context: Any, y_context: Any, max_features: int, device: torch.device
+    x_context: Any, y_context: Any, max_features: int, device: torch.device, allow_nan: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Validates and batches a context.
 
@@ -37,7 +40,7 @@ def check_context(
     Returns:
         `x_context` (`B x N x F`), `y_context` (`B x N`) and whether the input was unbatched.
     """
-    xc = as_float_tensor("x_context", x_context, device)
+    xc = as_float_tensor("x_context", x_context, device, allow_nan)
     yc = as_float_tensor("y_context", y_context, device)
     unbatched = yc.dim() == 1
     if unbatched:
@@ -58,9 +61,10 @@ def check_context(
     return xc, yc, unbatched
 
 
-def check_query(x_query: Any, n_features: int, batch_size: int, unbatched: bool, device: torch.device) -> torch.Tensor:
+def check_query(x_query: Any, n_features: int, batch_size: int, unbatched: bool, device: torch.device,
+                allow_nan: bool = False) -> torch.Tensor:
     """Validates queries against a checked context; returns `x_query` as `B x M x F`."""
-    xq = as_float_tensor("x_query", x_query, device)
+    xq = as_float_tensor("x_query", x_query, device, allow_nan)
     if unbatched:
         xq = (xq.unsqueeze(-1) if xq.dim() == 1 and n_features == 1 else xq).unsqueeze(0)
     expected = f"({'' if unbatched else f'{batch_size}, '}M, {n_features})"

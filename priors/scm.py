@@ -111,6 +111,8 @@ class SCMPrior:
        the dataset (mean 0, standard deviation 1) and `y = target_y + target_noise *
        N(0, 1)` with `target_noise ~ LogNormal(-3, 1)` (per dataset, median 0.05;
        `meta["target_noise"]`). The SCM's own noise is part of the target in both tasks.
+       With `noisy_target=True`, `target_y = y` instead: the loss then scores the noisy
+       observation, which is what the predictive of a tabular regressor is judged on.
 
     Every continuous hyperparameter above is a `priors.hyperpriors` object (`Fixed` for a
     constant); the rates `edge_dropout`, `irrelevant_fraction`, `categorical_fraction` and
@@ -152,6 +154,7 @@ class SCMPrior:
     missing_prob: float = 0.1
     missing_rate: Hyperprior = Uniform(0.0, 0.3)
     target_noise: Hyperprior = LogNormal(-3.0, 1.0)
+    noisy_target: bool = False
 
     def __post_init__(self) -> None:
         for name in _HYPER_FIELDS:
@@ -266,6 +269,8 @@ class SCMPrior:
             target_y = _standardise(target, dim=1)
             meta["target_noise"] = self.target_noise.sample((b,), generator, device)
             y = target_y + meta["target_noise"].unsqueeze(-1) * torch.randn(b, n, **kw)
+            if self.noisy_target:
+                target_y = y
         return Batch(x=x, y=y, target_y=target_y, n_context=n // 2 if n_context is None else n_context, meta=meta)
 
     def _layer(self, h, n_in, width, max_width, mechanism, hyp, kw):

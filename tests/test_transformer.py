@@ -227,9 +227,9 @@ def _nan_at(a: np.ndarray, value: float) -> np.ndarray:
         (np.zeros((6, 5)), YC, np.zeros((3, 5)), ValueError, r"x_context has 5 features but this model supports 1 to 4"
                                                              r"; reduce the inputs"),
         (XC, YC[:5], XQ, ValueError, r"same batch size and number of rows"),
-        (_nan_at(XC, np.nan), YC, XQ, ValueError, r"x_context contains 1 NaN or infinite"),
-        (XC, _nan_at(YC, np.inf), XQ, ValueError, r"y_context contains 1 NaN or infinite"),
-        (XC, YC, _nan_at(XQ, -np.inf), ValueError, r"x_query contains 1 NaN or infinite"),
+        (_nan_at(XC, np.nan), YC, XQ, ValueError, r"x_context contains 1 NaN values"),
+        (XC, _nan_at(YC, np.inf), XQ, ValueError, r"y_context contains 1 infinite"),
+        (XC, YC, _nan_at(XQ, -np.inf), ValueError, r"x_query contains 1 infinite"),
         (XC, YC, _nan_at(XQ, np.nan), ValueError, r"x_query contains 1 NaN"),
         (np.zeros((0, 2)), np.zeros(0), XQ, ValueError, r"context is empty"),
         (XC, YC, np.zeros((3, 3)), ValueError, r"x_query must have shape \(M, 2\).*got \(3, 3\)"),
