@@ -75,8 +75,10 @@ def cmd_ship(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from pfn.demo import run_demo
+    from pfn.demo_tabular import run_tabular_demo
 
     run_demo(Path(args.out))
+    run_tabular_demo()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("name", help="name of the shipped model (folder in pretrained/)")
     p.add_argument("--config", help="config the run was trained with (default: NAME)")
     p.set_defaults(func=cmd_ship)
-    p = sub.add_parser("demo", help="fit the shipped GP-PFN to a real signal and plot it")
+    p = sub.add_parser("demo", help="shipped GP-PFN on a real signal (with a plot), tabular classifier on a real table")
     p.add_argument("--out", default="demo_output", help="folder for the plot")
     p.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)

@@ -116,8 +116,8 @@ class TabularPFNBase(BaseEstimator):
 
     def _validate_x(self, x: Any, reset: bool) -> np.ndarray:
         """Checks `x` (`n x F`) sklearn-style and encodes it to floats with NaN for missing values."""
-        validate_data(self, x, skip_check_array=True, reset=reset)
         checked = check_array(x, dtype=None, ensure_all_finite=False, ensure_min_samples=1)
+        validate_data(self, x, skip_check_array=True, reset=reset)
         if checked.dtype.kind == "c":
             raise ValueError("Complex data not supported")
         source = x if hasattr(x, "iloc") else checked
@@ -236,7 +236,8 @@ class PFNClassifier(ClassifierMixin, TabularPFNBase):
         log_probs = self._member_log_probs(X)
         probs = torch.stack([lp[:, torch.as_tensor(perm, device=lp.device)]
                              for lp, perm in zip(log_probs.exp(), self.class_permutations_, strict=True)])
-        return probs.mean(0).double().cpu().numpy()
+        mean = probs.mean(0).double().cpu().numpy()
+        return mean / mean.sum(axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class label of each row (`n`)."""

@@ -31,9 +31,11 @@ def _is_missing(value: Any) -> bool:
     if value is None:
         return True
     try:
-        return bool(value != value)  # NaN, pd.NA (whose comparison raises) handled below
-    except TypeError:
+        return bool(value != value)  # true for NaN
+    except TypeError:  # pd.NA, whose truth value is ambiguous
         return True
+    except ValueError:  # an array inside a cell: not a missing value
+        return False
 
 
 def _to_object_columns(x: Any) -> list[np.ndarray]:
@@ -53,6 +55,13 @@ def _to_object_columns(x: Any) -> list[np.ndarray]:
     return [arr[:, i] for i in range(arr.shape[1])]
 
 
+def _check_scalars(column: np.ndarray) -> None:
+    """Raises TypeError unless every value of an object column is a string, number, bool or missing."""
+    for v in column:
+        if not (isinstance(v, (str, bytes, int, float, bool, np.generic)) or _is_missing(v)):
+            raise TypeError(f"argument must be a string or a number, got {type(v).__name__} ({v!r:.40})")
+
+
 class TableEncoder:
     """Encodes tables column by column; fit on the training table, then transform any table.
 
@@ -67,6 +76,7 @@ class TableEncoder:
             if column.dtype.kind not in "OUS" or _column_is_numeric(column):
                 self.categories.append(None)
             else:
+                _check_scalars(column)
                 seen = {v for v in column if not _is_missing(v)}
                 self.categories.append(sorted(seen, key=lambda v: (type(v).__name__, str(v))))
         return self
@@ -91,6 +101,7 @@ class TableEncoder:
                 except (TypeError, ValueError):
                     raise ValueError(f"column {j} was numeric in fit but holds non-numeric values now") from None
             else:
+                _check_scalars(column)
                 code = {v: float(i) for i, v in enumerate(cats)}
                 out[:, j] = [np.nan if _is_missing(v) else code.get(v, np.nan) for v in column]
         if np.isinf(out).any():

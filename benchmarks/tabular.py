@@ -1,0 +1,571 @@
+"""PFNClassifier and PFNRegressor against scikit-learn baselines on small tabular datasets.
+
+Datasets: scikit-learn's bundled iris, wine, breast_cancer and digits (a stratified
+subsample of 1000 rows) and generated make_classification (1000 x 20) and make_moons
+(500 rows, noise 0.3) for classification; the bundled diabetes and generated
+make_regression (500 x 10, noisy) and make_friedman1 (500 x 10) for regression.
+
+Protocol: `--repeats` random 50/50 train/test splits per dataset (stratified for
+classification), the same splits for every method. Classification scores come from
+`predict_proba` (ROC AUC, one-vs-rest macro for multiclass; accuracy of its argmax; log
+loss; ECE of the top-class confidence in 15 equal-width bins); regression scores from
+`predict` (RMSE, R^2; the PFN regressor predicts its predictive mean). Times are the wall
+time of fit + predict.
+
+Methods: the PFN (`--n-estimators` members, `--device`), scikit-learn baselines with default
+hyperparameters (mean imputation everywhere but HGB; standardisation for LogReg / Ridge,
+KNN, SVM and GP): logistic regression (max_iter=1000) or ridge regression, k-nearest
+neighbours, an RBF SVM (classification: Platt-scaled with `CalibratedClassifierCV(SVC(),
+ensemble=False)`, which replaces the deprecated `SVC(probability=True)`), random forest,
+HistGradientBoosting, and (unless `--no-gp`) a Gaussian process with fitted kernel
+hyperparameters; "HGB tuned", HistGradientBoosting tuned by a small random search, is the
+tuned reference and not a default baseline in the targets.
+
+A speed anchor times PFNClassifier against default HistGradientBoostingClassifier on a
+1000 x 20 make_classification table (50/50 split, fit + predict_proba, median of 3 runs
+each). Torch runs with its default thread count (set OMP_NUM_THREADS to change it).
+
+Writes `benchmarks/results/tabular.json` and `.md` (`tabular_quick.*` with `--quick`).
+
+    python benchmarks/tabular.py                                # shipped tabular-clf / tabular-reg
+    python benchmarks/tabular.py --quick --clf-model runs/tabular-clf --reg-model runs/tabular-reg
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+import torch
+from scipy.stats import loguniform, randint
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_diabetes,
+    load_digits,
+    load_iris,
+    load_wine,
+    make_classification,
+    make_friedman1,
+    make_moons,
+    make_regression,
+)
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessClassifier, GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import accuracy_score, log_loss, r2_score, roc_auc_score, root_mean_squared_error
+from sklearn.model_selection import RandomizedSearchCV, ShuffleSplit, StratifiedShuffleSplit, train_test_split
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.svm import SVC, SVR
+from tqdm import tqdm
+
+import pfn.checkpoint
+from pfn import PFNClassifier, PFNRegressor
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "benchmarks" / "results"
+CLASSIFICATION, REGRESSION = "classification", "regression"
+TEST_SIZE = 0.5
+ECE_BINS = 15
+DIGITS_ROWS = 1000
+ANCHOR_ROWS, ANCHOR_FEATURES, ANCHOR_TIMINGS = 1000, 20, 3
+TARGET_AUC_GAP, TARGET_TIME_RATIO = 0.005, 3.0
+M_PFN, M_HGB, M_TUNED = "PFN", "HGB", "HGB tuned"  # method names that the targets refer to
+QUICK_DATASETS = ("iris", "moons", "diabetes")
+SHIPPED_MODELS = {CLASSIFICATION: "tabular-clf", REGRESSION: "tabular-reg"}  # the estimators' default model_path
+METRICS = {  # per task: metric name -> column label in the report
+    CLASSIFICATION: {"roc_auc": "ROC AUC", "accuracy": "accuracy", "log_loss": "log loss", "ece": "ECE",
+                     "seconds": "time (s)"},
+    REGRESSION: {"r2": "R^2", "rmse": "RMSE", "seconds": "time (s)"},
+}
+HGB_SEARCH_SPACE = {
+    "learning_rate": loguniform(0.01, 0.5),
+    "max_leaf_nodes": randint(4, 65),
+    "min_samples_leaf": randint(2, 41),
+    "l2_regularization": loguniform(1e-4, 10.0),
+}
+
+
+# --- datasets --------------------------------------------------------------------------------
+XY = tuple[np.ndarray, np.ndarray]
+Splits = list[tuple[np.ndarray, np.ndarray]]  # (train, test) row indices, one pair per repeat
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One table: `x` (`n x F` floats), `y` (`n`), its `task` and the `splits` every method shares."""
+
+    name: str
+    task: str
+    x: np.ndarray
+    y: np.ndarray
+    splits: Splits
+
+    @property
+    def n_classes(self) -> int:
+        return len(np.unique(self.y))
+
+
+def bundled(loader: Callable[..., Any], seed: int, max_rows: int | None = None) -> XY:
+    """A scikit-learn bundled dataset, stratified-subsampled to `max_rows` rows if it has more."""
+    x, y = loader(return_X_y=True)
+    if max_rows is not None and len(y) > max_rows:
+        x, _, y, _ = train_test_split(x, y, train_size=max_rows, stratify=y, random_state=seed)
+    return x, y
+
+
+def anchor_table(seed: int) -> XY:
+    """The 1000 x 20 make_classification table (6 informative, 4 redundant features) of the speed anchor."""
+    return make_classification(n_samples=ANCHOR_ROWS, n_features=ANCHOR_FEATURES, n_informative=6, n_redundant=4,
+                               random_state=seed)
+
+
+DATASETS: dict[str, tuple[str, Callable[[int], XY]]] = {  # name -> (task, seed -> (x, y))
+    "iris": (CLASSIFICATION, partial(bundled, load_iris)),
+    "wine": (CLASSIFICATION, partial(bundled, load_wine)),
+    "breast_cancer": (CLASSIFICATION, partial(bundled, load_breast_cancer)),
+    "digits": (CLASSIFICATION, partial(bundled, load_digits, max_rows=DIGITS_ROWS)),
+    "classification": (CLASSIFICATION, anchor_table),
+    "moons": (CLASSIFICATION, lambda seed: make_moons(n_samples=500, noise=0.3, random_state=seed)),
+    "diabetes": (REGRESSION, partial(bundled, load_diabetes)),
+    "regression": (REGRESSION, lambda seed: make_regression(
+        n_samples=500, n_features=10, n_informative=6, noise=20.0, random_state=seed)),
+    "friedman1": (REGRESSION, lambda seed: make_friedman1(n_samples=500, n_features=10, noise=1.0,
+                                                          random_state=seed)),
+}
+
+
+def make_splits(task: str, x: np.ndarray, y: np.ndarray, repeats: int, seed: int) -> Splits:
+    """`repeats` 50/50 (train, test) index pairs: stratified for classification, plain for regression."""
+    splitter_cls = StratifiedShuffleSplit if task == CLASSIFICATION else ShuffleSplit
+    splitter = splitter_cls(n_splits=repeats, test_size=TEST_SIZE, random_state=seed)
+    return list(splitter.split(x, y))
+
+
+def load_dataset(name: str, repeats: int, seed: int) -> Dataset:
+    """Builds dataset `name` (see `DATASETS`) with its shared splits."""
+    task, make = DATASETS[name]
+    x, y = make(seed)
+    x = np.asarray(x, dtype=np.float64)
+    return Dataset(name, task, x, np.asarray(y), make_splits(task, x, y, repeats, seed))
+
+
+# --- methods ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Method:
+    """A named estimator factory (`seed -> unfitted estimator`); `default` marks untuned baselines."""
+
+    name: str
+    build: Callable[[int], BaseEstimator]
+    default: bool = True
+
+
+def scaled(estimator: BaseEstimator) -> Pipeline:
+    """Mean imputation, standardisation, then `estimator` (for scale-sensitive models)."""
+    return make_pipeline(SimpleImputer(), StandardScaler(), estimator)
+
+
+def imputed(estimator: BaseEstimator) -> Pipeline:
+    """Mean imputation, then `estimator`."""
+    return make_pipeline(SimpleImputer(), estimator)
+
+
+def tuned_hgb(task: str, n_iter: int, cv: int, seed: int) -> RandomizedSearchCV:
+    """HistGradientBoosting tuned by `n_iter` random candidates from `HGB_SEARCH_SPACE`, `cv`-fold CV.
+
+    Classification selects by one-vs-rest ROC AUC (the headline metric), regression by R^2.
+    """
+    hgb_cls = HistGradientBoostingClassifier if task == CLASSIFICATION else HistGradientBoostingRegressor
+    scoring = "roc_auc_ovr" if task == CLASSIFICATION else "r2"
+    return RandomizedSearchCV(hgb_cls(random_state=seed), HGB_SEARCH_SPACE, n_iter=n_iter, cv=cv, scoring=scoring,
+                              random_state=seed)
+
+
+def divide_by_sqrt_features(x: np.ndarray) -> np.ndarray:
+    """`x / sqrt(F)`: standardised rows then lie about sqrt(2) apart, where a unit RBF length scale starts well."""
+    return x / np.sqrt(x.shape[1])
+
+
+def gaussian_process(task: str, seed: int) -> Pipeline:
+    """GP on standardised inputs scaled by 1 / sqrt(F), kernel hyperparameters fitted by marginal likelihood.
+
+    Classification: constant x RBF kernel (Laplace approximation, one-vs-rest beyond two classes);
+    the estimator's default kernel has fixed hyperparameters and is near-uniform in many
+    dimensions. Regression: constant x RBF plus a white-noise kernel, `normalize_y=True`.
+    """
+    if task == CLASSIFICATION:
+        gp = GaussianProcessClassifier(ConstantKernel() * RBF(), random_state=seed)
+    else:
+        gp = GaussianProcessRegressor(ConstantKernel() * RBF() + WhiteKernel(), normalize_y=True)
+    return make_pipeline(SimpleImputer(), StandardScaler(), FunctionTransformer(divide_by_sqrt_features), gp)
+
+
+def build_methods(task: str, args: argparse.Namespace) -> list[Method]:
+    """The PFN, the default baselines and the tuned HGB (GP baselines only with `args.gp`) for `task`."""
+    clf = task == CLASSIFICATION
+
+    def pick(for_classification: Any, for_regression: Any) -> Any:
+        return for_classification if clf else for_regression
+
+    pfn_cls, model_path = pick((PFNClassifier, args.clf_model), (PFNRegressor, args.reg_model))
+    methods = [
+        Method(M_PFN, lambda seed: pfn_cls(n_estimators=args.n_estimators, model_path=model_path,
+                                           device=args.device, random_state=seed), default=False),
+        Method(pick("LogReg", "Ridge"), lambda seed: scaled(pick(LogisticRegression(max_iter=1000), Ridge()))),
+        Method("KNN", lambda seed: scaled(pick(KNeighborsClassifier(), KNeighborsRegressor()))),
+        Method("SVM", lambda seed: scaled(pick(CalibratedClassifierCV(SVC(random_state=seed), ensemble=False),
+                                               SVR()))),
+        Method("RF", lambda seed: imputed(pick(RandomForestClassifier(random_state=seed),
+                                               RandomForestRegressor(random_state=seed)))),
+        Method(M_HGB, lambda seed: pick(HistGradientBoostingClassifier(random_state=seed),
+                                        HistGradientBoostingRegressor(random_state=seed))),
+        Method(M_TUNED, partial(tuned_hgb, task, args.search_iter, args.search_cv), default=False),
+    ]
+    if args.gp:
+        methods.append(Method("GP", partial(gaussian_process, task)))
+    return methods
+
+
+# --- scoring ---------------------------------------------------------------------------------
+def expected_calibration_error(y: np.ndarray, proba: np.ndarray, classes: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """ECE of the top-class confidence: bin-weighted |accuracy - confidence| over `n_bins` bins (lo, hi] on [0, 1]."""
+    confidence = proba.max(axis=1)
+    correct = classes[proba.argmax(axis=1)] == y
+    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    ece = 0.0
+    for b in np.unique(bins):
+        in_bin = bins == b
+        ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(ece)
+
+
+def classification_scores(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    """ROC AUC (one-vs-rest macro beyond two classes), accuracy, log loss and ECE of `proba` (`n x K`).
+
+    Rows are renormalised first (float32 outputs can miss sklearn's sum-to-one tolerance);
+    `log_loss` clips probabilities away from 0 and 1 itself.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    if len(classes) == 2:
+        auc = roc_auc_score(y, proba[:, 1])
+    else:
+        auc = roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes)
+    return {"roc_auc": float(auc), "accuracy": float(accuracy_score(y, classes[proba.argmax(axis=1)])),
+            "log_loss": float(log_loss(y, proba, labels=classes)),
+            "ece": expected_calibration_error(y, proba, classes)}
+
+
+def regression_scores(y: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    """RMSE and R^2 of point predictions."""
+    return {"rmse": float(root_mean_squared_error(y, prediction)), "r2": float(r2_score(y, prediction))}
+
+
+def fit_predict(estimator: BaseEstimator, task: str, x_train: np.ndarray, y_train: np.ndarray,
+                x_test: np.ndarray) -> tuple[np.ndarray, float]:
+    """Fits `estimator`, predicts the test rows (`predict_proba` or `predict`); returns them and the wall time."""
+    start = time.perf_counter()
+    estimator.fit(x_train, y_train)
+    prediction = estimator.predict_proba(x_test) if task == CLASSIFICATION else estimator.predict(x_test)
+    return prediction, time.perf_counter() - start
+
+
+def evaluate(method: Method, data: Dataset, repeat: int, seed: int) -> dict[str, float]:
+    """Scores of `method` on split `repeat` of `data`, plus `seconds` (fit + predict)."""
+    train, test = data.splits[repeat]
+    estimator = method.build(seed + repeat)
+    prediction, seconds = fit_predict(estimator, data.task, data.x[train], data.y[train], data.x[test])
+    if data.task == CLASSIFICATION:
+        scores = classification_scores(data.y[test], prediction, estimator.classes_)
+    else:
+        scores = regression_scores(data.y[test], prediction)
+    return {**scores, "seconds": seconds}
+
+
+Runs = dict[str, dict[str, list[dict[str, float]]]]  # dataset -> method -> per-repeat scores
+
+
+def run_task(datasets: list[Dataset], methods: list[Method], seed: int) -> Runs:
+    """Every method on every split of every dataset (all of one task)."""
+    runs: Runs = {}
+    with tqdm(total=sum(len(d.splits) for d in datasets) * len(methods), desc=datasets[0].task) as bar:
+        for data in datasets:
+            runs[data.name] = {}
+            for method in methods:
+                bar.set_postfix_str(f"{data.name} / {method.name}")
+                runs[data.name][method.name] = [evaluate(method, data, r, seed) for r in range(len(data.splits))]
+                bar.update(len(data.splits))
+    return runs
+
+
+# --- speed anchor ----------------------------------------------------------------------------
+def speed_anchor(args: argparse.Namespace) -> dict[str, Any]:
+    """Median fit + predict_proba time of PFNClassifier and default HGB on a 1000 x 20 table, and their ratio."""
+    x, y = anchor_table(args.seed)
+    train, test = make_splits(CLASSIFICATION, x, y, 1, args.seed)[0]
+    methods = {m.name: m for m in build_methods(CLASSIFICATION, args) if m.name in (M_PFN, M_HGB)}
+    seconds = {name: [fit_predict(m.build(args.seed), CLASSIFICATION, x[train], y[train], x[test])[1]
+                      for _ in range(ANCHOR_TIMINGS)] for name, m in methods.items()}
+    median = {name: statistics.median(s) for name, s in seconds.items()}
+    return {"rows": ANCHOR_ROWS, "features": ANCHOR_FEATURES, "timings": ANCHOR_TIMINGS, "seconds": seconds,
+            "pfn_s": median[M_PFN], "hgb_s": median[M_HGB], "ratio": median[M_PFN] / median[M_HGB]}
+
+
+# --- summaries -------------------------------------------------------------------------------
+def dataset_rows(runs: Runs, task: str) -> list[dict[str, Any]]:
+    """One row per dataset and method: `<metric>_mean` and `<metric>_std` (over repeats) of the task's metrics."""
+    rows = []
+    for dataset, by_method in runs.items():
+        for method, scores in by_method.items():
+            row: dict[str, Any] = {"dataset": dataset, "method": method, "repeats": len(scores)}
+            for metric in METRICS[task]:
+                values = np.array([s[metric] for s in scores])
+                row[f"{metric}_mean"], row[f"{metric}_std"] = float(values.mean()), float(values.std())
+            rows.append(row)
+    return rows
+
+
+def overall_rows(rows: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    """One row per method: each metric's per-dataset means averaged over the datasets."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    overall = []
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        overall.append({"method": method, "datasets": len(mine),
+                        **{m: float(np.mean([r[f"{m}_mean"] for r in mine])) for m in METRICS[task]}})
+    return overall
+
+
+def best_of(overall: list[dict[str, Any]], metric: str, names: list[str], higher: bool) -> dict[str, Any]:
+    """The row among methods `names` with the best `metric`."""
+    candidates = [r for r in overall if r["method"] in names]
+    return (max if higher else min)(candidates, key=lambda r: r[metric])
+
+
+def evaluate_targets(overall: dict[str, list[dict[str, Any]]], defaults: dict[str, list[str]],
+                     anchor: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each as `{"target", "value", "met"}` (a task that was not run is skipped).
+
+    Args:
+        overall: per task, the `overall_rows`.
+        defaults: per task, the names of the default (untuned) baselines that ran.
+        anchor: the `speed_anchor` result.
+    """
+    targets = []
+    if overall.get(CLASSIFICATION):
+        rows = {r["method"]: r for r in overall[CLASSIFICATION]}
+        ours, tuned = rows[M_PFN], rows[M_TUNED]
+        best_auc = best_of(overall[CLASSIFICATION], "roc_auc", defaults[CLASSIFICATION], higher=True)
+        best_ll = best_of(overall[CLASSIFICATION], "log_loss", [m for m in rows if m != M_PFN], higher=False)
+        targets += [
+            {"target": f"PFNClassifier mean ROC AUC >= best default baseline's and >= tuned HGB's - {TARGET_AUC_GAP}",
+             "value": f"{ours['roc_auc']:.4f} vs {best_auc['roc_auc']:.4f} ({best_auc['method']}) and "
+                      f"{tuned['roc_auc']:.4f} ({M_TUNED})",
+             "met": ours["roc_auc"] >= best_auc["roc_auc"] and ours["roc_auc"] >= tuned["roc_auc"] - TARGET_AUC_GAP},
+            {"target": "PFNClassifier mean log loss < every baseline's",
+             "value": f"{ours['log_loss']:.4f} vs {best_ll['log_loss']:.4f} ({best_ll['method']})",
+             "met": ours["log_loss"] < best_ll["log_loss"]},
+        ]
+    if overall.get(REGRESSION):
+        ours = next(r for r in overall[REGRESSION] if r["method"] == M_PFN)
+        best_r2 = best_of(overall[REGRESSION], "r2", defaults[REGRESSION], higher=True)
+        targets.append({"target": "PFNRegressor mean R^2 >= best default baseline's",
+                        "value": f"{ours['r2']:.4f} vs {best_r2['r2']:.4f} ({best_r2['method']})",
+                        "met": ours["r2"] >= best_r2["r2"]})
+    targets.append({"target": f"PFNClassifier fit + predict on {ANCHOR_ROWS}x{ANCHOR_FEATURES} <= "
+                              f"{TARGET_TIME_RATIO:g}x default HGB's",
+                    "value": f"{anchor['ratio']:.2f}x ({anchor['pfn_s']:.2f} s vs {anchor['hgb_s']:.2f} s)",
+                    "met": anchor["ratio"] <= TARGET_TIME_RATIO})
+    return targets
+
+
+# --- report ----------------------------------------------------------------------------------
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Lines of a markdown table."""
+    return [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}", *(f"| {' | '.join(r)} |" for r in rows)]
+
+
+def task_section(task: str, rows: list[dict[str, Any]], overall: list[dict[str, Any]]) -> list[str]:
+    """Markdown of one task: the averages over datasets, then per dataset mean ± std over repeats."""
+    metrics = list(METRICS[task])
+    labels = list(METRICS[task].values())
+    n_datasets = overall[0]["datasets"] if overall else 0
+    lines = [f"## {task.capitalize()}", "",
+             f"Mean over {plural(n_datasets, 'dataset')} of each method's per-dataset mean.", ""]
+    lines += markdown_table(["method", *labels], [[r["method"], *(f"{r[m]:.4f}" for m in metrics)] for r in overall])
+    lines += ["", "Per dataset: mean ± std over the repeats.", ""]
+    lines += markdown_table(["dataset", "method", *labels],
+                            [[r["dataset"], r["method"], *(f"{r[m + '_mean']:.4f} ± {r[m + '_std']:.4f}"
+                                                           for m in metrics)] for r in rows])
+    return lines + [""]
+
+
+def markdown_report(sections: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]],
+                    anchor: dict[str, Any], targets: list[dict[str, Any]], settings: dict[str, Any]) -> str:
+    """The results as markdown: per task the tables, then the speed anchor, the targets and the settings."""
+    lines = ["# Tabular PFN vs scikit-learn baselines", "",
+             f"{plural(settings['repeats'], 'random 50/50 split')} per dataset (stratified for classification), "
+             "the same for every method; times are fit + predict wall times.", ""]
+    for task, (rows, overall) in sections.items():
+        lines += task_section(task, rows, overall)
+    lines += ["## Speed anchor", "",
+              f"fit + predict_proba on a {anchor['rows']}x{anchor['features']} make_classification table (50/50 "
+              f"split), median of {anchor['timings']}: PFNClassifier {anchor['pfn_s']:.3f} s, default HGB "
+              f"{anchor['hgb_s']:.3f} s, ratio {anchor['ratio']:.2f}x.", "", "## Targets", ""]
+    lines += markdown_table(["target", "value", "met"],
+                            [[t["target"], t["value"], "yes" if t["met"] else "NO"] for t in targets])
+    lines += ["", "## Settings", ""]
+    lines += [f"- {key}: {value}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def describe_search_space() -> str:
+    """`HGB_SEARCH_SPACE` as text, e.g. "learning_rate ~ loguniform(0.01, 0.5)"."""
+    return ", ".join(f"{name} ~ {dist.dist.name}{dist.args}" for name, dist in HGB_SEARCH_SPACE.items())
+
+
+def describe_estimator(estimator: BaseEstimator) -> str:
+    """An estimator as scikit-learn prints it (non-default parameters only), on one line."""
+    if isinstance(estimator, RandomizedSearchCV):
+        return (f"RandomizedSearchCV({describe_estimator(estimator.estimator)}, n_iter={estimator.n_iter}, "
+                f"cv={estimator.cv}, scoring={estimator.scoring!r}) over {describe_search_space()}")
+    return re.sub(r" at 0x[0-9a-f]+", "", " ".join(repr(estimator).split()))  # no memory addresses
+
+
+def plural(count: int, noun: str) -> str:
+    """`count` and `noun`, with an "s" unless `count` is 1."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def model_record(model_path: str | None, task: str) -> dict[str, Any]:
+    """The PFN model of `task` (`model_path`, or the estimator's shipped default) and its recorded training steps."""
+    name = model_path or SHIPPED_MODELS[task]
+    steps = pfn.checkpoint.load(name).info.get("record", {}).get("steps")
+    return {"model": name if model_path else f"{name} (shipped)", "training_steps": steps}
+
+
+def describe_data(data: Dataset) -> str:
+    """Rows x features, and classes for classification."""
+    shape = f"{data.x.shape[0]}x{data.x.shape[1]}"
+    return f"{shape}, {data.n_classes} classes" if data.task == CLASSIFICATION else shape
+
+
+def settings_record(args: argparse.Namespace, datasets: list[Dataset], methods: dict[str, list[Method]],
+                    ) -> dict[str, Any]:
+    """Everything needed to reproduce and interpret the run (command, data, methods, hardware, versions)."""
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "quick": args.quick, "repeats": args.repeats, "seed": args.seed,
+        "datasets": {d.name: describe_data(d) for d in datasets},
+        "pfn_models": {task: model_record(args.clf_model if task == CLASSIFICATION else args.reg_model, task)
+                       for task in methods},
+        "pfn": f"n_estimators={args.n_estimators}, device={args.device}, other parameters default",
+        "hgb_search": f"RandomizedSearchCV, {args.search_iter} candidates, {args.search_cv}-fold CV, "
+                      f"{describe_search_space()}; classification selects by ROC AUC (ovr), regression by R^2",
+        "methods": {task: {m.name: describe_estimator(m.build(args.seed)) for m in ms} for task, ms in methods.items()},
+        "default_baselines": {task: [m.name for m in ms if m.default] for task, ms in methods.items()},
+        "scores": f"classification from predict_proba (rows renormalised; accuracy of its argmax; ECE of the top-class "
+                  f"confidence, {ECE_BINS} equal-width bins); regression from predict",
+        "hardware": {"processor": platform.processor() or platform.machine(), "platform": platform.platform(),
+                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                     "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "sklearn": sklearn.__version__,
+                     "numpy": np.__version__},
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+# --- main ------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parses the command line; `--quick` fills unset options with a smoke run's settings."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--clf-model", help="PFNClassifier model: shipped name or checkpoint folder (default: shipped)")
+    p.add_argument("--reg-model", help="PFNRegressor model: shipped name or checkpoint folder (default: shipped)")
+    p.add_argument("--n-estimators", type=int, default=4, help="PFN ensemble members (default 4)")
+    p.add_argument("--device", default="cpu", help="PFN device: cpu, cuda, auto, ... (default cpu)")
+    p.add_argument("--datasets", nargs="+", choices=list(DATASETS),
+                   help=f"datasets to run (default all; {' '.join(QUICK_DATASETS)} with --quick)")
+    p.add_argument("--repeats", type=int, help="50/50 splits per dataset (default 5; 1 with --quick)")
+    p.add_argument("--search-iter", type=int, help="tuned HGB: random candidates (default 10; 2 with --quick)")
+    p.add_argument("--search-cv", type=int, help="tuned HGB: CV folds (default 3; 2 with --quick)")
+    p.add_argument("--gp", action=argparse.BooleanOptionalAction,
+                   help="run the Gaussian-process baselines (default yes; no with --quick)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated data, splits and estimators")
+    p.add_argument("--quick", action="store_true", help="a smoke run (< 1 min); writes results/tabular_quick.*")
+    args = p.parse_args(argv)
+    defaults = {"datasets": (list(DATASETS), list(QUICK_DATASETS)), "repeats": (5, 1), "search_iter": (10, 2),
+                "search_cv": (3, 2), "gp": (True, False)}
+    for name, (full, quick) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    for name in ("n_estimators", "repeats", "search_iter"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.search_cv < 2:
+        p.error("--search-cv must be at least 2")
+    return args
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Runs every method on every dataset and the speed anchor; returns the JSON record (without the report)."""
+    datasets = [load_dataset(name, args.repeats, args.seed) for name in args.datasets]
+    methods, runs, rows, summary = {}, {}, {}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # default-parameter baselines may not converge
+        for task in (CLASSIFICATION, REGRESSION):
+            task_data = [d for d in datasets if d.task == task]
+            if task_data:
+                methods[task] = build_methods(task, args)
+                runs[task] = run_task(task_data, methods[task], args.seed)
+                rows[task] = dataset_rows(runs[task], task)
+                summary[task] = overall_rows(rows[task], task)
+        anchor = speed_anchor(args)
+    settings = settings_record(args, datasets, methods)
+    targets = evaluate_targets(summary, settings["default_baselines"], anchor)
+    return {"summary": summary, "per_dataset": rows, "speed_anchor": anchor, "targets": targets,
+            "settings": settings, "per_repeat": runs}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Runs the benchmark, prints the report and writes the results; returns the JSON record."""
+    args = parse_args(argv)
+    record = run_benchmark(args)
+    sections = {task: (record["per_dataset"][task], overall) for task, overall in record["summary"].items()}
+    report = markdown_report(sections, record["speed_anchor"], record["targets"], record["settings"])
+    print(report)
+    stem = "tabular_quick" if args.quick else "tabular"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
+    (RESULTS_DIR / f"{stem}.md").write_text(report)
+    print(f"wrote {RESULTS_DIR / stem}.json and .md")
+    return record
+
+
+if __name__ == "__main__":
+    main()
