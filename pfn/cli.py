@@ -66,7 +66,8 @@ def cmd_ship(args: argparse.Namespace) -> None:
     dest = PRETRAINED_DIR / args.name
     dest.mkdir(parents=True, exist_ok=True)
     config = json.loads((Path(args.run) / CONFIG).read_text())
-    config["command"] = f"pfn train {args.config or args.name} --out {args.run} && pfn ship {args.run} {args.name}"
+    config["command"] = args.command or (f"pfn train {args.config or args.name} --out {args.run} && "
+                                         f"pfn ship {args.run} {args.name}")
     (dest / CONFIG).write_text(json.dumps(config, indent=1))
     (dest / WEIGHTS).write_bytes((Path(args.run) / WEIGHTS).read_bytes())
     write_manifest([args.name])
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("run", help="checkpoint folder written by pfn train")
     p.add_argument("name", help="name of the shipped model (folder in pretrained/)")
     p.add_argument("--config", help="config the run was trained with (default: NAME)")
+    p.add_argument("--command", help="the full command that reproduces the run, if not the default "
+                                     "'pfn train CONFIG --out RUN && pfn ship RUN NAME'")
     p.set_defaults(func=cmd_ship)
     p = sub.add_parser("demo", help="shipped GP-PFN on a real signal (with a plot), tabular classifier on a real table")
     p.add_argument("--out", default="demo_output", help="folder for the plot")

@@ -36,7 +36,7 @@ class ModelConfig(_Config):
 
     `head="bar"` predicts a Riemann distribution over `n_buckets` buckets (regression);
     `head="classification"` predicts up to `max_classes` classes, and context targets are
-    class indices `0, ..., max_classes - 1`.
+    class indices `0, ..., max_classes - 1` (embedded as numbers, like real targets).
     """
 
     max_features: int = 4
@@ -68,6 +68,10 @@ class TrainConfig(_Config):
     Each step draws `batch_size * accumulate` datasets of `n_points` rows with a feature
     count uniform in `[min_features, max_features]` and a context size drawn per step,
     uniform in `[min_context, max_context]`; the remaining rows are queries.
+
+    `init_from`, a checkpoint folder, initialises the transformer (not the head) from that
+    model's weights, which must have the same architecture: fine-tuning, e.g. a classifier
+    from a regression model that has already learned to read its context.
     """
 
     steps: int = 1000
@@ -89,6 +93,7 @@ class TrainConfig(_Config):
     val_every: int = 500
     val_batches: int = 8
     border_samples: int = 200_000
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_context <= self.max_context < self.n_points:

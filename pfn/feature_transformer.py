@@ -25,7 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from pfn.config import ModelConfig
-from pfn.transformer import ContextAttentionLayer, encode_target, make_target_encoder
+from pfn.transformer import ContextAttentionLayer
 
 CLIP = 10.0
 
@@ -105,7 +105,7 @@ class FeatureTokenTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.cell_encoder = nn.Linear(2, cfg.d_model)
-        self.y_encoder = make_target_encoder(cfg)
+        self.y_encoder = nn.Linear(1, cfg.d_model)  # class indices enter as floats
         self.query_target = nn.Parameter(torch.zeros(cfg.d_model))
         self.layers = nn.ModuleList(FeatureTokenLayer(cfg) for _ in range(cfg.n_layers))
         self.norm_out = nn.LayerNorm(cfg.d_model)
@@ -121,7 +121,7 @@ class FeatureTokenTransformer(nn.Module):
         if y is None:
             target = self.query_target.expand(*x.shape[:2], 1, -1)
         else:
-            target = encode_target(self.y_encoder, y).unsqueeze(2)
+            target = self.y_encoder(y.unsqueeze(-1)).unsqueeze(2)
         return torch.cat([cells, target.to(cells.dtype)], dim=2)
 
     def forward(self, x: torch.Tensor, y_context: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,17 @@ def make_borders(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig, device: t
     return borders_from_samples(torch.cat(values), model_cfg.n_buckets)
 
 
+def init_transformer(model: PFN, folder: Path) -> None:
+    """Copies the transformer weights of the checkpoint in `folder` into `model` (same architecture)."""
+    prefix = "transformer."
+    state = {k[len(prefix):]: v for k, v in load_file(str(folder / WEIGHTS)).items() if k.startswith(prefix)}
+    try:
+        model.transformer.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"init_from={str(folder)!r}: its transformer does not match this architecture: "
+                         f"{err}") from None
+
+
 def validation_batches(prior: Any, cfg: TrainConfig, device: torch.device) -> list[Batch]:
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 104729)
     return [draw_batch(prior, cfg, gen, device) for _ in range(cfg.val_batches)]
@@ -152,6 +163,8 @@ def train(
     if out is not None and (out / STATE_JSON).exists():
         model.load_state_dict(load_file(str(out / WEIGHTS)))
         step, record = _load_train_state(out, opt, gen, rank)
+    elif cfg.init_from is not None:
+        init_transformer(model, Path(cfg.init_from))
     val = validation_batches(prior, cfg, device)
     last = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", unit="step")

@@ -55,21 +55,6 @@ class ContextAttentionLayer(nn.Module):
         return self.attend(h, k, v)
 
 
-def make_target_encoder(cfg: ModelConfig) -> nn.Module:
-    """Embedding of context targets: a lookup table of class indices for `head="classification"`,
-    else a linear map of the real value."""
-    if cfg.head == "classification":
-        return nn.Embedding(cfg.max_classes, cfg.d_model)
-    return nn.Linear(1, cfg.d_model)
-
-
-def encode_target(encoder: nn.Module, y: torch.Tensor) -> torch.Tensor:
-    """Embeds targets `y` (`B x C`, class indices as floats for a classifier); returns `B x C x D`."""
-    if isinstance(encoder, nn.Embedding):
-        return encoder(y.long())
-    return encoder(y.unsqueeze(-1))
-
-
 class PFNTransformer(nn.Module):
     """Maps context `(x, y)` and query `x` to hidden states of the queries.
 
@@ -80,7 +65,7 @@ class PFNTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.x_encoder = nn.Linear(cfg.max_features, cfg.d_model)
-        self.y_encoder = make_target_encoder(cfg)
+        self.y_encoder = nn.Linear(1, cfg.d_model)  # class indices enter as floats
         self.layers = nn.ModuleList(ContextAttentionLayer(cfg) for _ in range(cfg.n_layers))
         self.norm_out = nn.LayerNorm(cfg.d_model)
 
@@ -91,7 +76,7 @@ class PFNTransformer(nn.Module):
         return self.x_encoder(x)
 
     def embed_context(self, x_context: torch.Tensor, y_context: torch.Tensor) -> torch.Tensor:
-        return self.embed_x(x_context) + encode_target(self.y_encoder, y_context)
+        return self.embed_x(x_context) + self.y_encoder(y_context.unsqueeze(-1))
 
     def forward(self, x: torch.Tensor, y_context: torch.Tensor) -> torch.Tensor:
         """Hidden states of the queries `x[:, C:]` (`B x (N - C) x D`), `C = y_context.shape[1]`."""

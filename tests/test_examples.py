@@ -55,3 +55,28 @@ def test_ship_copies_a_run_into_pretrained_and_list_shows_it(tiny_pfn, tmp_path,
     main(["list"])
     text = capsys.readouterr().out
     assert "tiny:" in text and "GPPrior" in text and f"pfn ship {tmp_path / 'run'} tiny" in text
+
+
+WINE_ACCURACY_FLOOR = 0.85  # chance is 0.40 (the largest class)
+needs_tabular = pytest.mark.skipif(not {"tabular-clf", "tabular-reg"} <= set(read_manifest()["models"]),
+                                   reason="pretrained/tabular-clf and tabular-reg are not shipped")
+
+
+@needs_tabular
+@pytest.mark.parametrize("name, expected", [("tabular_classification", "PFNClassifier: accuracy"),
+                                            ("tabular_regression", "PFNRegressor: R^2")])
+def test_tabular_examples_run_in_quick_mode(name, expected):
+    script = ROOT / "examples" / f"{name}.py"
+    out = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert expected in out.stdout
+
+
+@needs_tabular
+def test_tabular_demo_classifies_wine_far_above_chance():
+    from pfn.demo_tabular import run_tabular_demo
+
+    results = run_tabular_demo()
+    assert set(results) == {"PFNClassifier", "logistic regression", "HistGradientBoosting"}
+    assert results["PFNClassifier"]["accuracy"] > WINE_ACCURACY_FLOOR

@@ -157,3 +157,16 @@ def test_tabular_classifier_trains_resumes_and_round_trips(tmp_path):
     x, y = _table(n_classes=2)
     torch.testing.assert_close(loaded.predict(x[0, :20], y[0, :20], x[0, 20:]).probs,
                                straight.predict(x[0, :20], y[0, :20], x[0, 20:]).probs)
+
+
+def test_init_from_starts_a_classifier_from_a_regression_models_transformer(tmp_path):
+    reg_cfg = TrainConfig(steps=2, batch_size=4, n_points=20, max_context=10, max_features=3, warmup_steps=1,
+                          border_samples=2000, val_batches=1)
+    regression = train(SCMPrior(task="regression"), REG, reg_cfg, tmp_path / "reg", progress=False)
+    clf_cfg = TrainConfig(**{**reg_cfg.to_dict(), "steps": 1, "lr": 1e-12, "init_from": str(tmp_path / "reg")})
+    classifier = train(SCMPrior(max_classes=5), CLF, clf_cfg, None, progress=False)
+    for name, value in regression.transformer.state_dict().items():
+        torch.testing.assert_close(classifier.transformer.state_dict()[name], value, atol=1e-6, rtol=1e-5, msg=name)
+    other = ModelConfig(**{**CLF.to_dict(), "d_model": 16, "d_ff": 32})
+    with pytest.raises(ValueError, match="does not match this architecture"):
+        train(SCMPrior(max_classes=5), other, clf_cfg, None, progress=False)
