@@ -48,6 +48,7 @@ import torch
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from numpyro.infer import MCMC, NUTS
+from results_io import write_results  # sibling module: run as `python benchmarks/<name>.py`
 from tqdm import tqdm
 
 import pfn.checkpoint
@@ -58,7 +59,6 @@ from priors.hyperpriors import Fixed, Gamma, Hyperprior, LogNormal, Uniform
 from priors.kernels import KERNELS
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS_DIR = REPO / "benchmarks" / "results"
 N_QUERY = 50
 CONTEXT_RANGE = (5, 100)
 MAX_FEATURES = 4
@@ -612,11 +612,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     record = {"rows": rows, "targets": targets, "memory": memory, "settings": settings,
               "per_task": {name: {"nll": r.nll, "seconds": r.seconds, **r.extra} for name, r in runs.items()},
               "ml2_failed_tasks": sorted(ml2_failures)}
-    stem = "gp_quick" if args.quick else "gp"
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
-    (RESULTS_DIR / f"{stem}.md").write_text(report)
-    print(f"wrote {RESULTS_DIR / stem}.json and .md")
+    write_results("gp_quick" if args.quick else "gp", record, report)
     return record
 
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import re
@@ -52,6 +51,7 @@ from typing import Any
 import numpy as np
 import sklearn
 import torch
+from results_io import write_results  # sibling module: run as `python benchmarks/<name>.py`
 from scipy.stats import loguniform, randint
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
@@ -89,7 +89,6 @@ import pfn.checkpoint
 from pfn import PFNClassifier, PFNRegressor
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS_DIR = REPO / "benchmarks" / "results"
 CLASSIFICATION, REGRESSION = "classification", "regression"
 TEST_SIZE = 0.5
 ECE_BINS = 15
@@ -559,11 +558,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sections = {task: (record["per_dataset"][task], overall) for task, overall in record["summary"].items()}
     report = markdown_report(sections, record["speed_anchor"], record["targets"], record["settings"])
     print(report)
-    stem = "tabular_quick" if args.quick else "tabular"
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
-    (RESULTS_DIR / f"{stem}.md").write_text(report)
-    print(f"wrote {RESULTS_DIR / stem}.json and .md")
+    write_results("tabular_quick" if args.quick else "tabular", record, report)
     return record
 
 
