@@ -33,14 +33,9 @@ from pfn.checkpoint import load
 from pfn.model import PFN, FittedPFN
 from pfn.riemann import RiemannDistribution
 from pfn.tabular_encoding import TableEncoder
+from pfn.training import resolve_device
 
 PREPROCESSING = ("none", "quantile", "power")
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class NumericTransform:

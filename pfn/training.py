@@ -32,7 +32,8 @@ from priors.batch import Batch
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str | torch.device) -> torch.device:
+    """`"auto"` is the GPU where there is one, else the CPU; any other name as torch reads it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from priors.batch import Batch
 from priors.hyperpriors import (
+    DataclassConfig,
     Hyperprior,
     LogNormal,
     Uniform,
     as_hyperprior,
     check_positive_support,
-    config_from_dict,
-    config_to_dict,
 )
 
 ACTIVATIONS = ("tanh", "relu", "sin")
@@ -23,7 +21,7 @@ _HYPER_FIELDS = ("weight_scale", "noise")
 
 
 @dataclass(frozen=True)
-class BNNPrior:
+class BNNPrior(DataclassConfig):
     """Functions computed by randomly initialised MLPs, one network per dataset.
 
     Per dataset: depth uniform in `[min_depth, max_depth]` hidden layers, width uniform in
@@ -53,13 +51,6 @@ class BNNPrior:
             raise ValueError("BNNPrior needs 1 <= min_depth <= max_depth and 1 <= min_width <= max_width")
         if not self.activations or set(self.activations) - set(ACTIVATIONS):
             raise ValueError(f"activations must be a non-empty subset of {ACTIVATIONS}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BNNPrior:
-        return config_from_dict(cls, d)
 
     def sample(
         self, batch_size: int, n_points: int, n_features: int, *,

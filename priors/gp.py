@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
 from priors.batch import Batch
 from priors.hyperpriors import (
+    DataclassConfig,
     Fixed,
     Hyperprior,
     LogNormal,
     as_hyperprior,
     check_positive_support,
-    config_from_dict,
-    config_to_dict,
 )
 from priors.kernels import KERNELS, correlation, scaled_sq_dist
 
@@ -50,7 +48,7 @@ def batched_cholesky(k: torch.Tensor, jitter: float = 1e-6, max_tries: int = 6) 
 
 
 @dataclass(frozen=True)
-class GPPrior:
+class GPPrior(DataclassConfig):
     """Functions drawn from a zero-mean GP whose hyperparameters are drawn per dataset.
 
     Each hyperparameter is a `priors.hyperpriors` object (`Fixed` for a constant).
@@ -87,13 +85,6 @@ class GPPrior:
         if len(weights) != len(self.kernels) or min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"kernel_weights {weights} must be non-negative, one per kernel")
         object.__setattr__(self, "kernel_weights", weights)
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GPPrior:
-        return config_from_dict(cls, d)
 
     def sample_hyperparameters(
         self, batch_size: int, n_features: int, generator: torch.Generator | None = None,

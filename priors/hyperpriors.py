@@ -148,24 +148,31 @@ def check_positive_support(name: str, hyperprior: Hyperprior, allow_zero: bool =
         raise ValueError(f"{name} must be {bound}, but {hyperprior} can draw {value}")
 
 
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """Serialises a frozen-dataclass prior: hyperpriors via `to_dict`, tuples as lists, a "type" tag."""
-    d: dict[str, Any] = {"type": type(config).__name__}
-    for f in fields(config):
-        value = getattr(config, f.name)
-        d[f.name] = value.to_dict() if hasattr(value, "to_dict") else list(value) if isinstance(value, tuple) else value
-    return d
+class DataclassConfig:
+    """`to_dict`/`from_dict` for frozen-dataclass priors: hyperpriors via their own `to_dict`,
+    tuples as lists, and a "type" tag naming the class."""
 
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": type(self).__name__}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if hasattr(value, "to_dict"):
+                value = value.to_dict()
+            elif isinstance(value, tuple):
+                value = list(value)
+            d[f.name] = value
+        return d
 
-def config_from_dict(cls: type, d: dict[str, Any]) -> Any:
-    """Rebuilds `cls` from `config_to_dict` output: tagged hyperprior dicts and lists are restored."""
-    kwargs = {}
-    for key, value in d.items():
-        if key == "type":
-            continue
-        if isinstance(value, dict) and value.get("type") in _HYPERPRIORS:
-            value = hyperprior_from_dict(value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[key] = value
-    return cls(**kwargs)
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any:
+        """Rebuilds the prior from `to_dict` output: tagged hyperprior dicts and lists are restored."""
+        kwargs = {}
+        for key, value in d.items():
+            if key == "type":
+                continue
+            if isinstance(value, dict) and value.get("type") in _HYPERPRIORS:
+                value = hyperprior_from_dict(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[key] = value
+        return cls(**kwargs)
