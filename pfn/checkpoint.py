@@ -37,12 +37,11 @@ def sha256_of(path: Path) -> str:
 
 
 def save_checkpoint(model: PFN, folder: str | Path) -> Path:
-    """Writes `model.safetensors` and `config.json` (architecture, borders, `model.info`)."""
+    """Writes `model.safetensors` and `config.json` (architecture, the head's state, `model.info`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    borders = model.head.borders.tolist() if hasattr(model.head, "borders") else None
-    config = {"model": model.config.to_dict(), "borders": borders, **model.info}
+    config = {"model": model.config.to_dict(), "head_state": model.head.saved_state(), **model.info}
     _atomic_write(folder / WEIGHTS, lambda p: save_file(state, str(p)))
     _atomic_write(folder / CONFIG, lambda p: p.write_text(json.dumps(config, indent=1)))
     return folder
@@ -122,16 +121,16 @@ def load_folder(folder: Path, device: str | torch.device = "cpu") -> PFN:
     try:
         config = json.loads((folder / CONFIG).read_text())
         model_config = ModelConfig.from_dict(config["model"])
-        borders = None if config["borders"] is None else torch.tensor(config["borders"], dtype=torch.float32)
+        head_state = config["head_state"]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{folder / CONFIG} is not a valid checkpoint config: {err}") from None
     try:
         state = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{folder / WEIGHTS} cannot be read ({err}); it may be truncated or corrupt") from None
-    info = {k: v for k, v in config.items() if k not in ("model", "borders")}
+    info = {k: v for k, v in config.items() if k not in ("model", "head_state")}
     try:
-        model = PFN(model_config, borders, info)
+        model = PFN(model_config, head_state, info)
     except ValueError as err:  # e.g. borders that do not match n_buckets
         raise CheckpointError(f"{folder / CONFIG} is not a valid checkpoint config: {err}") from None
     try:

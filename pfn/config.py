@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from pfn.heads import head_class
+
 FEATURE_ENCODINGS = ("pad", "per_feature")
-HEADS = ("bar", "classification")
 
 
 class _Config:
@@ -34,9 +35,10 @@ class ModelConfig(_Config):
     each feature by its context rows and reads NaN as missing. There `max_features` is
     only the largest feature count accepted, not a layer size.
 
-    `head="bar"` predicts a Riemann distribution over `n_buckets` buckets (regression);
-    `head="classification"` predicts up to `max_classes` classes, and context targets are
-    class indices `0, ..., max_classes - 1` (embedded as numbers, like real targets).
+    `head` names a registered head (`pfn.heads`): `"bar"` predicts a Riemann distribution
+    over `n_buckets` buckets (regression); `"classification"` predicts up to `max_classes`
+    classes, and context targets are class indices `0, ..., max_classes - 1` (embedded as
+    numbers, like real targets).
     """
 
     max_features: int = 4
@@ -55,8 +57,7 @@ class ModelConfig(_Config):
         if self.feature_encoding not in FEATURE_ENCODINGS:
             raise ValueError(f"feature_encoding {self.feature_encoding!r} is not supported; use one of "
                              f"{FEATURE_ENCODINGS}")
-        if self.head not in HEADS:
-            raise ValueError(f"head {self.head!r} is not supported; use one of {HEADS}")
+        head_class(self.head)  # raises for an unknown head
         if min(self.max_features, self.n_layers, self.d_ff) < 1 or self.n_buckets < 3 or self.max_classes < 2:
             raise ValueError("max_features, n_layers and d_ff must be >= 1, n_buckets >= 3 and max_classes >= 2")
 

@@ -11,8 +11,12 @@ values (plus its feature statistics) are a cache that `decode` reuses for any nu
 queries.
 
 Inputs are standardised per feature with the mean and standard deviation of the context
-rows (ignoring NaN) and clipped to `[-CLIP, CLIP]`; a NaN cell is read as missing: its value
-becomes 0 and a missing-indicator input of its embedding is set.
+rows (ignoring NaN and padded rows), computed in float64 after dividing by the feature's
+largest magnitude, so that scale is treated alike at every magnitude (1e-9 or 1e20, or a
+1e9 offset with unit spread); standardised values are clipped to `[-CLIP, CLIP]`. A NaN cell
+is read as missing: its value becomes 0 and a missing-indicator input of its embedding is
+set. A feature constant over the context (relative spread below `CONSTANT_SPREAD`) is
+measured relative to its value (`x / |c| - sign(c)`), or raw where that value is 0.
 """
 
 from __future__ import annotations
@@ -25,36 +29,63 @@ from einops import rearrange
 from torch import nn
 
 from pfn.config import ModelConfig
-from pfn.transformer import ContextAttentionLayer
+from pfn.transformer import ContextAttentionLayer, attention_mask, zero_padding
 
 CLIP = 10.0
+CONSTANT_SPREAD = 1e-13
+
+
+@dataclass
+class FeatureScaling:
+    """Per-feature standardisation of a context: `z = (x / magnitude - mean) / std`.
+
+    All three are `B x F` float64 tensors: `magnitude` the largest absolute observed context
+    value (1 where none or all are 0), `mean` and `std` the context's statistics in units of
+    `magnitude`.
+    """
+
+    magnitude: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised, clipped `x` (`B x N x F`) in float64; NaN stays NaN."""
+        z = (x.double() / self.magnitude.unsqueeze(1) - self.mean.unsqueeze(1)) / self.std.unsqueeze(1)
+        return z.clamp(-CLIP, CLIP)
+
+
+def context_statistics(x_context: torch.Tensor, context_mask: torch.Tensor | None = None) -> FeatureScaling:
+    """NaN-ignoring standardisation of the rows of `x_context` (`B x C x F`), padded rows excluded.
+
+    `context_mask` is None or `B x C` bool (True: a real row). A feature with no observed
+    value gets mean 0 and std 1; a constant one gets std 1 (see the module docstring).
+    """
+    x = x_context.detach().double()
+    observed = ~torch.isnan(x)
+    if context_mask is not None:
+        observed &= context_mask.unsqueeze(-1)
+    magnitude = torch.where(observed, x.abs(), 0.0).amax(1)
+    magnitude = torch.where(magnitude > 0, magnitude, torch.ones_like(magnitude))
+    scaled = torch.where(observed, x / magnitude.unsqueeze(1), 0.0)
+    count = observed.sum(1)
+    mean = scaled.sum(1) / count.clamp_min(1)
+    var = (torch.where(observed, scaled - mean.unsqueeze(1), 0.0) ** 2).sum(1) / (count - 1).clamp_min(1)
+    std = var.sqrt()
+    return FeatureScaling(magnitude, mean, torch.where(std > CONSTANT_SPREAD, std, torch.ones_like(std)))
 
 
 @dataclass
 class TableCache:
     """What `decode` needs of an encoded context.
 
-    `mean`, `std`: `B x F` per-feature statistics of the context rows; `kv`: per layer, the
-    keys and values of the context tokens, each `(B * (F + 1)) x heads x C x d_head`.
+    `scaling`: the context's per-feature standardisation; `kv`: per layer, the keys and values
+    of the context tokens, each `(B * (F + 1)) x heads x C x d_head`; `mask`: the `B x C`
+    context mask, or None.
     """
 
-    mean: torch.Tensor
-    std: torch.Tensor
+    scaling: FeatureScaling
     kv: list[tuple[torch.Tensor, torch.Tensor]]
-
-
-def context_statistics(x_context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """NaN-ignoring mean and standard deviation (`B x F` each) over the rows of `x_context` (`B x C x F`).
-
-    A feature with no observed value gets mean 0; a (near-)constant one gets standard deviation 1.
-    """
-    observed = ~torch.isnan(x_context)
-    count = observed.sum(1)
-    values = torch.where(observed, x_context, 0.0)
-    mean = values.sum(1) / count.clamp_min(1)
-    var = (torch.where(observed, x_context - mean.unsqueeze(1), 0.0) ** 2).sum(1) / (count - 1).clamp_min(1)
-    std = var.sqrt()
-    return mean, torch.where(std > 1e-8 * (1 + mean.abs()), std, torch.ones_like(std))
+    mask: torch.Tensor | None = None
 
 
 class FeatureAttention(nn.Module):
@@ -88,17 +119,28 @@ class FeatureTokenLayer(nn.Module):
         """Attention within each row of `h` (`B x N x T x D`); returns `B x N x T x D`."""
         return self.across_features(h.flatten(0, 1)).view_as(h)
 
-    def forward(self, h: torch.Tensor, n_context: int) -> torch.Tensor:
+    def context_kv(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values (`(B * T) x heads x C x d_head`) of the context tokens `h` (`B x C x T x D`)."""
+        return self.across_rows.context_kv(rearrange(h, "b n t d -> (b t) n d"))
+
+    def attend_rows(self, h: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    context_mask: torch.Tensor | None) -> torch.Tensor:
+        """Every token of `h` (`B x N x T x D`) attends to its column's context keys/values."""
+        mask = attention_mask(context_mask, repeat=h.shape[2])
+        columns = self.across_rows.attend(rearrange(h, "b n t d -> (b t) n d"), k, v, mask)
+        return rearrange(columns, "(b t) n d -> b n t d", b=h.shape[0])
+
+    def forward(self, h: torch.Tensor, n_context: int, context_mask: torch.Tensor | None = None) -> torch.Tensor:
         """One layer on `h` (`B x N x T x D`) whose first `n_context` rows are the context."""
         h = self.mix_features(h)
-        columns = self.across_rows(rearrange(h, "b n t d -> (b t) n d"), n_context)
-        return rearrange(columns, "(b t) n d -> b n t d", b=h.shape[0])
+        return self.attend_rows(h, *self.context_kv(h[:, :n_context]), context_mask)
 
 
 class FeatureTokenTransformer(nn.Module):
     """Maps context `(x, y)` and query `x` to hidden states of the queries' target tokens.
 
-    Shapes: `x` is `B x N x F` (NaN marks a missing value), `y_context` is `B x C`.
+    Shapes: `x` is `B x N x F` (NaN marks a missing value), `y_context` is `B x C`,
+    `context_mask` None or `B x C` bool (True: a real context row).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -110,49 +152,51 @@ class FeatureTokenTransformer(nn.Module):
         self.layers = nn.ModuleList(FeatureTokenLayer(cfg) for _ in range(cfg.n_layers))
         self.norm_out = nn.LayerNorm(cfg.d_model)
 
-    def embed_rows(self, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-                   y: torch.Tensor | None) -> torch.Tensor:
+    def embed_rows(self, x: torch.Tensor, scaling: FeatureScaling, y: torch.Tensor | None) -> torch.Tensor:
         """Tokens `B x N x (F + 1) x D` of rows `x` (`B x N x F`); the last is the target token,
         from `y` (`B x N`) for context rows and `query_target` when `y` is None."""
+        dtype = self.cell_encoder.weight.dtype
         missing = torch.isnan(x)
-        z = ((x - mean.unsqueeze(1)) / std.unsqueeze(1)).clamp(-CLIP, CLIP)
-        z = torch.where(missing, 0.0, z)
-        cells = self.cell_encoder(torch.stack([z, missing.to(z.dtype)], dim=-1))
+        z = torch.where(missing, 0.0, scaling.standardise(x)).to(dtype)
+        cells = self.cell_encoder(torch.stack([z, missing.to(dtype)], dim=-1))
         if y is None:
             target = self.query_target.expand(*x.shape[:2], 1, -1)
         else:
-            target = self.y_encoder(y.unsqueeze(-1)).unsqueeze(2)
+            target = self.y_encoder(y.unsqueeze(-1).to(dtype)).unsqueeze(2)
         return torch.cat([cells, target.to(cells.dtype)], dim=2)
 
-    def forward(self, x: torch.Tensor, y_context: torch.Tensor) -> torch.Tensor:
+    def embed_context(self, x_context: torch.Tensor, y_context: torch.Tensor,
+                      context_mask: torch.Tensor | None) -> tuple[torch.Tensor, FeatureScaling]:
+        """Tokens of the context rows (padded rows zeroed) and the context's feature scaling."""
+        x_context, y_context = zero_padding(x_context, context_mask), zero_padding(y_context, context_mask)
+        scaling = context_statistics(x_context, context_mask)
+        return self.embed_rows(x_context, scaling, y_context), scaling
+
+    def forward(self, x: torch.Tensor, y_context: torch.Tensor,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states of the queries `x[:, C:]` (`B x (N - C) x D`), `C = y_context.shape[1]`."""
         c = y_context.shape[1]
-        mean, std = context_statistics(x[:, :c])
-        h = torch.cat([self.embed_rows(x[:, :c], mean, std, y_context),
-                       self.embed_rows(x[:, c:], mean, std, None)], dim=1)
+        context, scaling = self.embed_context(x[:, :c], y_context, context_mask)
+        h = torch.cat([context, self.embed_rows(x[:, c:], scaling, None)], dim=1)
         for layer in self.layers:
-            h = layer(h, c)
+            h = layer(h, c, context_mask)
         return self.norm_out(h[:, c:, -1])
 
-    @torch.no_grad()
-    def encode_context(self, x_context: torch.Tensor, y_context: torch.Tensor) -> TableCache:
-        """Feature statistics and per-layer keys/values of the context (`B x C x F`, `B x C`)."""
-        mean, std = context_statistics(x_context)
-        h = self.embed_rows(x_context, mean, std, y_context)
+    def encode_context(self, x_context: torch.Tensor, y_context: torch.Tensor,
+                       context_mask: torch.Tensor | None = None) -> TableCache:
+        """Feature scaling and per-layer keys/values of the context (`B x C x F`, `B x C`)."""
+        h, scaling = self.embed_context(x_context, y_context, context_mask)
         kv = []
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             h = layer.mix_features(h)
-            columns = rearrange(h, "b n t d -> (b t) n d")
-            k, v = layer.across_rows.context_kv(columns)
-            kv.append((k, v))
-            h = rearrange(layer.across_rows.attend(columns, k, v), "(b t) n d -> b n t d", b=h.shape[0])
-        return TableCache(mean, std, kv)
+            kv.append(layer.context_kv(h))
+            if i + 1 < len(self.layers):  # the last layer's context states are not needed
+                h = layer.attend_rows(h, *kv[-1], context_mask)
+        return TableCache(scaling, kv, context_mask)
 
     def decode(self, cache: TableCache, x_query: torch.Tensor) -> torch.Tensor:
         """Hidden states (`B x M x D`) of queries `x_query` (`B x M x F`) given an encoded context."""
-        h = self.embed_rows(x_query, cache.mean, cache.std, None)
+        h = self.embed_rows(x_query, cache.scaling, None)
         for layer, (k, v) in zip(self.layers, cache.kv, strict=True):
-            h = layer.mix_features(h)
-            columns = layer.across_rows.attend(rearrange(h, "b n t d -> (b t) n d"), k, v)
-            h = rearrange(columns, "(b t) n d -> b n t d", b=h.shape[0])
+            h = layer.attend_rows(layer.mix_features(h), k, v, cache.mask)
         return self.norm_out(h[:, :, -1])

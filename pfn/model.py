@@ -1,7 +1,8 @@
-"""`PFN`: the transformer with its output head, and the user-facing `predict`."""
+"""`PFN`: the transformer with its output head, and the user-facing `fit` / `predict`."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -9,8 +10,7 @@ from torch import nn
 
 from pfn.config import ModelConfig
 from pfn.feature_transformer import FeatureTokenTransformer
-from pfn.heads import BarHead, ClassificationHead
-from pfn.riemann import RiemannDistribution
+from pfn.heads import head_class
 from pfn.transformer import PFNTransformer
 from pfn.validation import check_context, check_query
 from priors.batch import Batch
@@ -24,125 +24,130 @@ class PFN(nn.Module):
     Args:
         config: The architecture (`config.feature_encoding` picks the transformer,
             `config.head` the head).
-        borders: A `K + 1` tensor of bucket borders (`K = config.n_buckets`) for `head="bar"`;
-            None for `head="classification"`.
+        head_state: The head's own state, e.g. `{"borders": ...}` (a `K + 1` list or tensor of
+            bucket borders, `K = config.n_buckets`) for `head="bar"`; None for a head without
+            state (`head="classification"`).
         info: Free-form metadata kept in the checkpoint (prior config, training record).
     """
 
-    def __init__(self, config: ModelConfig, borders: torch.Tensor | None = None,
+    def __init__(self, config: ModelConfig, head_state: dict[str, Any] | None = None,
                  info: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.config = config
         self.info = dict(info or {})
         self.transformer = TRANSFORMERS[config.feature_encoding](config)
-        if config.head == "classification":
-            if borders is not None:
-                raise ValueError("a classification head takes no borders")
-            self.head = ClassificationHead(config.d_model, config.max_classes)
-        else:
-            if borders is None or borders.numel() != config.n_buckets + 1:
-                raise ValueError(f"config.n_buckets={config.n_buckets} needs {config.n_buckets + 1} borders")
-            self.head = BarHead(config.d_model, borders)
-
-    @property
-    def is_classifier(self) -> bool:
-        return self.config.head == "classification"
+        self.head = head_class(config.head).build(config, head_state)
 
     @property
     def device(self) -> torch.device:
-        return self.head.proj.weight.device
+        return next(self.head.parameters()).device
 
-    def forward(self, x: torch.Tensor, y_context: torch.Tensor) -> torch.Tensor:
-        """Logits (`B x (N - C) x K`: buckets or classes) of the queries `x[:, C:]`; `C = y_context.shape[1]`."""
-        return self.head(self.transformer(x, y_context))
+    def forward(self, x: torch.Tensor, y_context: torch.Tensor,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (`B x (N - C) x K`, `K` the head's outputs) of the queries `x[:, C:]`.
 
-    def query_nll(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Negative log density (`B x (N - C)`) of `batch.target_y` at the query rows under `logits`."""
-        target = batch.target_y[:, batch.n_context:]
-        if self.is_classifier:
-            return self.head.nll(logits, target, batch.meta["n_classes"])
-        return self.head.nll(logits, target)
+        `C = y_context.shape[1]`; `context_mask` (None or `B x C` bool) marks real context rows.
+        """
+        return self.head(self.transformer(x, y_context, context_mask))
+
+    def batch_loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Mean negative log-likelihood (scalar) of `batch`'s scored query targets under `logits`."""
+        nll = self.head.loss(logits, batch)
+        if batch.query_mask is None:
+            return nll.mean()
+        return nll.sum() / batch.query_mask.sum().clamp_min(1)
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        """Mean negative log density of `batch.target_y` at the query rows (scalar)."""
-        return self.query_nll(self(batch.x, batch.y[:, :batch.n_context]), batch).mean()
+        """Mean negative log-likelihood (scalar) of the batch's query targets."""
+        c = batch.n_context
+        return self.batch_loss(self(batch.x, batch.y[:, :c], batch.context_mask), batch)
 
-    @torch.no_grad()
-    def fit(self, x_context: Any, y_context: Any, n_classes: int | None = None) -> FittedPFN:
+    def fit(self, x_context: Any, y_context: Any, context_mask: Any = None, *, grad: bool = False,
+            **task_options: Any) -> FittedPFN:
         """Encodes the context once; returns an object whose `predict` reuses it (KV cache).
 
         Args:
             x_context: `N x F` (or batched `B x N x F`) inputs; NaN marks a missing value
-                for `feature_encoding="per_feature"`.
+                for `feature_encoding="per_feature"`. float64 inputs keep their precision
+                until the model standardises them.
             y_context: `N` (or `B x N`) targets; class indices `0, ..., k - 1` for a classifier.
-            n_classes: A classifier's class count `k` (default: the largest index + 1).
+            context_mask: None, or `N` (`B x N`) bool: True for a real row. Datasets of
+                different sizes share a batch this way; padded rows may hold anything.
+            grad: Keep the autograd graph of the encoding (gradients reaching the context).
+                Gradients to the queries need only `predict(..., grad=True)`.
+            task_options: Options of the head, e.g. `n_classes` for a classifier (default:
+                the largest index + 1).
         """
-        xc, yc, unbatched = check_context(x_context, y_context, self.config.max_features, self.device,
-                                          allow_nan=self.config.feature_encoding == "per_feature")
-        if self.is_classifier:
-            n_classes = self._check_labels(yc, n_classes)
+        xc, yc, mask, unbatched = check_context(x_context, y_context, self.config.max_features, self.device,
+                                                allow_nan=self.config.feature_encoding == "per_feature",
+                                                context_mask=context_mask)
+        task = self.head.task_of_context(yc if mask is None else yc[mask], **task_options)
         self.eval()
-        return FittedPFN(self, self.transformer.encode_context(xc, yc), xc.shape[-1], xc.shape[0], unbatched,
-                         n_classes)
+        with nullcontext() if grad else torch.no_grad():
+            cache = self.transformer.encode_context(xc, yc, mask)
+        return FittedPFN(self, cache, xc.shape[-1], xc.shape[0], unbatched, task)
 
-    def _check_labels(self, yc: torch.Tensor, n_classes: int | None) -> int:
-        if (yc != yc.round()).any() or (yc < 0).any():
-            raise ValueError("a classifier's y_context must hold class indices 0, 1, ..., k - 1")
-        k = int(yc.max()) + 1 if n_classes is None else int(n_classes)
-        if not int(yc.max()) < k <= self.config.max_classes:
-            raise ValueError(f"{k} classes given (labels up to {int(yc.max())}) but this model supports 2 to "
-                             f"{self.config.max_classes} classes")
-        return k
-
-    def predict(self, x_context: Any, y_context: Any, x_query: Any,
-                chunk_size: int = 4096) -> RiemannDistribution | torch.distributions.Categorical:
-        """Posterior predictive at `x_query` given the context.
+    def predict(self, x_context: Any, y_context: Any, x_query: Any, context_mask: Any = None, *,
+                chunk_size: int = 4096, grad: bool = False, **task_options: Any) -> Any:
+        """Posterior predictive at `x_query` given the context (`fit` then `FittedPFN.predict`).
 
         Args:
             x_context: `N x F` inputs (or `B x N x F`).
             y_context: `N` targets (or `B x N`).
-            x_query: `M x F` inputs (or `B x M x F`).
+            x_query: `M x F` inputs, any `batch x M x F` against one context, or `B x M x F`.
+            context_mask: None, or `N` (`B x N`) bool marking real context rows.
             chunk_size: Queries per forward pass (bounds memory).
+            grad: Let gradients flow from the predictive to `x_query` (and the context).
 
         Returns:
-            A `RiemannDistribution` (regression) or a `Categorical` (classification) with batch
-            shape `M` (or `B x M`).
+            The head's predictive distribution, e.g. a `RiemannDistribution` (regression) or a
+            `Categorical` (classification), with batch shape `M` (`batch x M`, `B x M`).
         """
-        return self.fit(x_context, y_context).predict(x_query, chunk_size=chunk_size)
+        fitted = self.fit(x_context, y_context, context_mask, grad=grad, **task_options)
+        return fitted.predict(x_query, chunk_size=chunk_size, grad=grad)
 
 
 class FittedPFN:
     """A PFN with an encoded context; `predict` decodes queries against the cache."""
 
     def __init__(self, model: PFN, cache: Any, n_features: int, batch_size: int, unbatched: bool,
-                 n_classes: int | None = None) -> None:
+                 task: dict[str, Any]) -> None:
         self.model, self.cache = model, cache
         self.n_features, self.batch_size, self.unbatched = n_features, batch_size, unbatched
-        self.n_classes = n_classes
+        self.task = task
 
-    @torch.no_grad()
-    def predict(self, x_query: Any, chunk_size: int = 4096) -> RiemannDistribution | torch.distributions.Categorical:
-        """Predictive at `x_query` (`M x F`, or `B x M x F`); batch shape `M` (or `B x M`).
+    def predict(self, x_query: Any, chunk_size: int = 4096, grad: bool = False) -> Any:
+        """The predictive at `x_query`.
 
-        Regression: a `RiemannDistribution`. Classification: a `Categorical` over the
-        context's `n_classes` classes.
+        Args:
+            x_query: For an unbatched context, `M x F` (`M` when `F == 1`) or any
+                `batch x M x F` (e.g. BoTorch's `batch x q x d`), all decoded against the
+                one shared context without copying it; for a batched context, `B x M x F`.
+            chunk_size: Queries decoded per forward pass; the predictive's parameters are
+                written into one preallocated table, so memory is that table plus one chunk.
+            grad: Keep the autograd graph: gradients of any statistic of the predictive
+                (mean, EI, log_prob, ...) reach `x_query`. Otherwise runs under `no_grad`.
+
+        Returns:
+            The head's predictive (`RiemannDistribution`, `Categorical`, ...) with batch shape
+            `M`, `batch x M` or `B x M`.
         """
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
         model = self.model
-        xq = check_query(x_query, self.n_features, self.batch_size, self.unbatched, model.device,
-                         allow_nan=model.config.feature_encoding == "per_feature")
+        xq, shape = check_query(x_query, self.n_features, self.batch_size, self.unbatched, model.device,
+                                allow_nan=model.config.feature_encoding == "per_feature")
         model.eval()
-        n_out = self.n_classes if model.is_classifier else model.config.n_buckets
-        log_probs = torch.empty(*xq.shape[:2], n_out, device=xq.device)
-        for start in range(0, xq.shape[1], chunk_size):
-            logits = model.head(model.transformer.decode(self.cache, xq[:, start:start + chunk_size]))
-            if model.is_classifier:
-                part = model.head.log_probs(logits, self.n_classes)[..., :self.n_classes]
-            else:
-                part = torch.log_softmax(logits.float(), dim=-1)
-            log_probs[:, start:start + chunk_size] = part
-        if model.is_classifier:
-            return torch.distributions.Categorical(logits=log_probs[0] if self.unbatched else log_probs)
-        dist = RiemannDistribution(log_probs, model.head.borders, normalized=True)
-        return dist[0] if self.unbatched else dist
+        head = model.head
+        with nullcontext() if grad else torch.no_grad():
+            params = None
+            for start in range(0, xq.shape[1], chunk_size):
+                part = head.parameters_of(head(model.transformer.decode(self.cache, xq[:, start:start + chunk_size])),
+                                          **self.task)
+                if params is None:
+                    params = part.new_empty(*xq.shape[:2], head.n_parameters(**self.task))
+                params[:, start:start + chunk_size] = part
+            if params is None:  # no queries
+                params = torch.empty(*xq.shape[:2], head.n_parameters(**self.task), device=xq.device)
+            params = params.reshape(*shape, params.shape[-1])
+        return head.distribution(params, **self.task)

@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 
 from pfn.checkpoint import WEIGHTS, _atomic_write, save_checkpoint
 from pfn.config import ModelConfig, TrainConfig
+from pfn.heads import head_class
 from pfn.model import PFN
-from pfn.riemann import borders_from_samples
 from priors.batch import Batch
 
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
@@ -55,19 +55,20 @@ def draw_batch(prior: Any, cfg: TrainConfig, generator: torch.Generator, device:
                         n_context=n_context)
 
 
-def make_borders(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig, device: torch.device) -> torch.Tensor | None:
-    """Bucket borders at quantiles of `cfg.border_samples` prior targets (seeded by `cfg.seed`);
-    None for a classification head."""
-    if model_cfg.head == "classification":
-        return None
-    gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919)
-    values = []
-    n_done = 0
-    while n_done < cfg.border_samples:
-        b = draw_batch(prior, cfg, gen, device)
-        values.append(b.target_y.flatten().cpu())
-        n_done += b.target_y.numel()
-    return borders_from_samples(torch.cat(values), model_cfg.n_buckets)
+def initial_head_state(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
+                       device: torch.device) -> dict[str, Any] | None:
+    """The state a fresh head starts from (e.g. bucket borders at quantiles of `cfg.border_samples`
+    prior targets, seeded by `cfg.seed`); None for a head without state."""
+    def draw_targets() -> torch.Tensor:
+        gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919)
+        values, n_done = [], 0
+        while n_done < cfg.border_samples:
+            b = draw_batch(prior, cfg, gen, device)
+            values.append(b.target_y.flatten().cpu())
+            n_done += b.target_y.numel()
+        return torch.cat(values)
+
+    return head_class(model_cfg.head).initial_state(model_cfg, draw_targets)
 
 
 def init_transformer(model: PFN, folder: Path) -> None:
@@ -145,9 +146,9 @@ def train(
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    borders = make_borders(prior, model_config, cfg, device)
+    head_state = initial_head_state(prior, model_config, cfg, device)
     info = {"prior": prior.to_dict(), "train": cfg.to_dict()}
-    model = PFN(model_config, borders, info).to(device)
+    model = PFN(model_config, head_state, info).to(device)
     ddp = DistributedDataParallel(model) if distributed else model
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -181,8 +182,8 @@ def train(
             sync = micro == cfg.accumulate - 1 or not distributed
             with (nullcontext() if sync else ddp.no_sync()), autocast():
                 c = batch.n_context
-                logits = ddp(batch.x, batch.y[:, :c])
-                loss = model.query_nll(logits, batch).mean()
+                logits = ddp(batch.x, batch.y[:, :c], batch.context_mask)
+                loss = model.batch_loss(logits, batch)
             (loss / cfg.accumulate).backward()
             total += float(loss.detach()) / cfg.accumulate
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

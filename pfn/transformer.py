@@ -5,11 +5,16 @@ queries) attend to them. Hence context rows see each other (no positional encodi
 the output is invariant to their order), and a query never sees another query. The
 per-layer keys and values of the context are the KV cache: compute them once with
 `encode_context`, then `decode` any number of queries.
+
+Datasets of different context sizes share a batch through a context mask (`B x C`, True
+for a real row): padded rows are zeroed before embedding and masked out of every
+attention, so their values never change a prediction.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +23,34 @@ from torch import nn
 
 from pfn.config import ModelConfig
 
-KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+
+@dataclass
+class KVCache:
+    """What `decode` needs of an encoded context: per layer, the keys and values of the context
+    (`B x heads x C x d_head` each), and the context mask (`B x C` bool, or None for no padding)."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    mask: torch.Tensor | None = None
+
+
+def attention_mask(context_mask: torch.Tensor | None, repeat: int = 1) -> torch.Tensor | None:
+    """The boolean attention mask (`(B * repeat) x 1 x 1 x C`) of a `B x C` context mask; None stays None.
+
+    `repeat` serves layouts that fold `repeat` sequences per dataset into the batch, as
+    `(b r)` (dataset-major).
+    """
+    if context_mask is None:
+        return None
+    b, c = context_mask.shape
+    return context_mask[:, None, None, None, :].expand(b, repeat, 1, 1, c).reshape(b * repeat, 1, 1, c)
+
+
+def zero_padding(values: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
+    """`values` (`B x C x ...`) with the padded rows (`context_mask` False) set to 0."""
+    if context_mask is None:
+        return values
+    mask = context_mask.reshape(*context_mask.shape, *([1] * (values.dim() - 2)))
+    return torch.where(mask, values, values.new_zeros(()))
 
 
 class ContextAttentionLayer(nn.Module):
@@ -43,22 +75,27 @@ class ContextAttentionLayer(nn.Module):
         split = "b n (h d) -> b h n d"
         return rearrange(k, split, h=self.n_heads), rearrange(v, split, h=self.n_heads)
 
-    def attend(self, h: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Updates states `h` (`B x N x D`) attending to context keys/values; returns `B x N x D`."""
+    def attend(self, h: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Updates states `h` (`B x N x D`) attending to context keys/values; returns `B x N x D`.
+
+        `attn_mask`: None, or `B x 1 x 1 x C` bool (True: attend), from `attention_mask`.
+        """
         q = rearrange(self.to_q(self.norm_attn(h)), "b n (h d) -> b h n d", h=self.n_heads)
-        o = F.scaled_dot_product_attention(q, k, v)
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         h = h + self.attn_out(rearrange(o, "b h n d -> b n (h d)"))
         return h + self.mlp(self.norm_mlp(h))
 
-    def forward(self, h: torch.Tensor, n_context: int) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, n_context: int, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         k, v = self.context_kv(h[:, :n_context])
-        return self.attend(h, k, v)
+        return self.attend(h, k, v, attn_mask)
 
 
 class PFNTransformer(nn.Module):
     """Maps context `(x, y)` and query `x` to hidden states of the queries.
 
-    Shapes: `x` is `B x N x F` with `F <= cfg.max_features`; `y_context` is `B x C`.
+    Shapes: `x` is `B x N x F` with `F <= cfg.max_features`; `y_context` is `B x C`;
+    `context_mask` is None or `B x C` bool (True: a real context row).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -72,34 +109,43 @@ class PFNTransformer(nn.Module):
     def embed_x(self, x: torch.Tensor) -> torch.Tensor:
         """Zero-pads `x` (`B x N x F`) to `max_features`, rescales, embeds; returns `B x N x D`."""
         n_features = x.shape[-1]
+        if not 1 <= n_features <= self.cfg.max_features:
+            raise ValueError(f"x has {n_features} features but this model takes 1 to {self.cfg.max_features}")
+        x = x.to(self.x_encoder.weight.dtype)
         x = F.pad(x, (0, self.cfg.max_features - n_features)) * math.sqrt(self.cfg.max_features / n_features)
         return self.x_encoder(x)
 
-    def embed_context(self, x_context: torch.Tensor, y_context: torch.Tensor) -> torch.Tensor:
-        return self.embed_x(x_context) + self.y_encoder(y_context.unsqueeze(-1))
+    def embed_context(self, x_context: torch.Tensor, y_context: torch.Tensor,
+                      context_mask: torch.Tensor | None) -> torch.Tensor:
+        x_context, y_context = zero_padding(x_context, context_mask), zero_padding(y_context, context_mask)
+        return self.embed_x(x_context) + self.y_encoder(y_context.unsqueeze(-1).to(self.y_encoder.weight.dtype))
 
-    def forward(self, x: torch.Tensor, y_context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y_context: torch.Tensor,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states of the queries `x[:, C:]` (`B x (N - C) x D`), `C = y_context.shape[1]`."""
-        n_context = y_context.shape[1]
-        h = torch.cat([self.embed_context(x[:, :n_context], y_context), self.embed_x(x[:, n_context:])], dim=1)
+        c = y_context.shape[1]
+        h = torch.cat([self.embed_context(x[:, :c], y_context, context_mask), self.embed_x(x[:, c:])], dim=1)
+        mask = attention_mask(context_mask)
         for layer in self.layers:
-            h = layer(h, n_context)
-        return self.norm_out(h[:, n_context:])
+            h = layer(h, c, mask)
+        return self.norm_out(h[:, c:])
 
-    @torch.no_grad()
-    def encode_context(self, x_context: torch.Tensor, y_context: torch.Tensor) -> KVCache:
+    def encode_context(self, x_context: torch.Tensor, y_context: torch.Tensor,
+                       context_mask: torch.Tensor | None = None) -> KVCache:
         """Per-layer keys and values of the context (`B x C x F`, `B x C`): the KV cache."""
-        h = self.embed_context(x_context, y_context)
-        cache: KVCache = []
-        for layer in self.layers:
-            k, v = layer.context_kv(h)
-            cache.append((k, v))
-            h = layer.attend(h, k, v)
-        return cache
+        h = self.embed_context(x_context, y_context, context_mask)
+        mask = attention_mask(context_mask)
+        kv = []
+        for i, layer in enumerate(self.layers):
+            kv.append(layer.context_kv(h))
+            if i + 1 < len(self.layers):  # the last layer's context states are not needed
+                h = layer.attend(h, *kv[-1], mask)
+        return KVCache(kv, context_mask)
 
     def decode(self, cache: KVCache, x_query: torch.Tensor) -> torch.Tensor:
         """Hidden states (`B x M x D`) of queries `x_query` (`B x M x F`) given a KV cache."""
         h = self.embed_x(x_query)
-        for layer, (k, v) in zip(self.layers, cache, strict=True):
-            h = layer.attend(h, k, v)
+        mask = attention_mask(cache.mask)
+        for layer, (k, v) in zip(self.layers, cache.kv, strict=True):
+            h = layer.attend(h, k, v, mask)
         return self.norm_out(h)

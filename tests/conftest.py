@@ -33,7 +33,7 @@ def tiny_pfn(tiny_model_config: ModelConfig, tiny_borders: torch.Tensor) -> PFN:
     trivially satisfied by an identity network.
     """
     torch.manual_seed(0)
-    model = PFN(tiny_model_config, tiny_borders)
+    model = PFN(tiny_model_config, {"borders": tiny_borders})
     gen = torch.Generator().manual_seed(1234)
     with torch.no_grad():
         for p in model.parameters():

@@ -65,7 +65,7 @@ def test_checkpoint_folder_holds_only_safetensors_and_json(tmp_path, tiny_pfn):
     assert sorted(p.name for p in folder.iterdir()) == [CONFIG, WEIGHTS]
     config = json.loads((folder / CONFIG).read_text())
     assert config["model"] == tiny_pfn.config.to_dict()
-    assert config["borders"] == pytest.approx(tiny_pfn.head.borders.tolist())
+    assert config["head_state"]["borders"] == pytest.approx(tiny_pfn.head.borders.tolist())
     assert set(load_file(str(folder / WEIGHTS))) == set(tiny_pfn.state_dict())
 
 
@@ -192,11 +192,11 @@ def test_weights_of_another_architecture_raise_checkpoint_error(tmp_path, tiny_p
     [
         lambda c: "{ not json",
         lambda c: json.dumps([1, 2, 3]),
-        lambda c: json.dumps({k: v for k, v in c.items() if k != "borders"}),
+        lambda c: json.dumps({k: v for k, v in c.items() if k != "head_state"}),
         lambda c: json.dumps({**c, "model": {**c["model"], "n_head": 2}}),
         lambda c: json.dumps({**c, "model": {**c["model"], "d_model": 33}}),
-        lambda c: json.dumps({**c, "borders": c["borders"][:10]}),
-        lambda c: json.dumps({**c, "borders": "oops"}),
+        lambda c: json.dumps({**c, "head_state": {"borders": c["head_state"]["borders"][:10]}}),
+        lambda c: json.dumps({**c, "head_state": {"borders": "oops"}}),
     ],
     ids=["not-json", "not-a-dict", "no-borders", "unknown-field", "bad-architecture", "wrong-border-count",
          "borders-not-numbers"],

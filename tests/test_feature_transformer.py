@@ -11,6 +11,7 @@ from pfn.config import ModelConfig, TrainConfig
 from pfn.feature_transformer import context_statistics
 from pfn.model import PFN
 from pfn.training import train
+from priors.batch import Batch
 from priors.scm import SCMPrior
 
 CLF = ModelConfig(feature_encoding="per_feature", head="classification", max_classes=5, max_features=12,
@@ -38,7 +39,7 @@ def clf() -> PFN:
 @pytest.fixture(scope="module")
 def reg() -> PFN:
     torch.manual_seed(0)
-    return _randomised(PFN(REG, torch.linspace(-3, 3, 21)))
+    return _randomised(PFN(REG, {"borders": torch.linspace(-3, 3, 21)}))
 
 
 def _table(n: int = 30, f: int = 4, seed: int = 0, n_classes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,16 +52,39 @@ def _table(n: int = 30, f: int = 4, seed: int = 0, n_classes: int = 3) -> tuple[
 def test_context_statistics_match_numpy_and_ignore_nan():
     x, _ = _table()
     x[0, :5, 1] = float("nan")
-    mean, std = context_statistics(x)
-    np.testing.assert_allclose(mean.numpy(), np.nanmean(x.numpy(), axis=1), rtol=1e-5)
-    np.testing.assert_allclose(std.numpy(), np.nanstd(x.numpy(), axis=1, ddof=1), rtol=1e-4)
+    s = context_statistics(x)
+    np.testing.assert_allclose((s.mean * s.magnitude).numpy(), np.nanmean(x.numpy(), axis=1), rtol=1e-6)
+    np.testing.assert_allclose((s.std * s.magnitude).numpy(), np.nanstd(x.numpy(), axis=1, ddof=1), rtol=1e-6)
+    z = s.standardise(x)
+    np.testing.assert_allclose(np.nanmean(z.numpy(), axis=1), 0.0, atol=1e-6)
 
 
 def test_constant_and_all_missing_features_get_unit_scale():
     x = torch.ones(1, 6, 2)
     x[..., 1] = float("nan")
-    mean, std = context_statistics(x)
-    assert torch.equal(std, torch.ones(1, 2)) and mean.tolist() == [[1.0, 0.0]]
+    s = context_statistics(x)
+    assert torch.equal(s.std, torch.ones(1, 2, dtype=torch.float64))
+    assert (s.mean * s.magnitude).tolist() == [[1.0, 0.0]]
+
+
+@pytest.mark.parametrize("scale, offset", [(1e-9, 0.0), (1e20, 0.0), (1.0, 1e9), (1e-300, 0.0), (1e300, 0.0)])
+def test_standardisation_is_the_same_at_every_magnitude(scale, offset):
+    x, _ = _table()
+    x = x.double()
+    reference = context_statistics(x).standardise(x)
+    moved = x * scale + offset
+    torch.testing.assert_close(context_statistics(moved).standardise(moved), reference, rtol=1e-6, atol=1e-6)
+
+
+def test_padded_context_rows_do_not_change_the_statistics():
+    x, _ = _table()
+    mask = torch.ones(x.shape[:2], dtype=torch.bool)
+    mask[0, 25:] = False
+    padded = x.clone()
+    padded[0, 25:] = 1e30
+    s = context_statistics(padded, mask)
+    ref = context_statistics(x[:1, :25])
+    torch.testing.assert_close(s.standardise(x)[:1], ref.standardise(x[:1]))
 
 
 @pytest.mark.parametrize("name", ["clf", "reg"])
@@ -137,7 +161,9 @@ def test_classification_nll_is_cross_entropy_over_the_dataset_classes(clf):
     logits = torch.randn(2, 4, 5)
     y = torch.tensor([[0, 1, 1, 0], [2, 0, 1, 2]]).float()
     n_classes = torch.tensor([2, 3])
-    nll = clf.head.nll(logits, y, n_classes)
+    batch = Batch(x=torch.zeros(2, 5, 1), y=torch.cat([torch.zeros(2, 1), y], 1), target_y=torch.cat(
+        [torch.zeros(2, 1), y], 1), n_context=1, meta={"n_classes": n_classes})
+    nll = clf.head.loss(logits, batch)
     for b, k in enumerate(n_classes.tolist()):
         expected = torch.nn.functional.cross_entropy(logits[b, :, :k], y[b].long(), reduction="none")
         torch.testing.assert_close(nll[b], expected)

@@ -55,7 +55,7 @@ def test_tiny_training_run_has_finite_losses_and_saves_a_checkpoint(run_a):
     assert config["prior"] == PRIOR.to_dict()
     assert config["train"] == TRAIN.to_dict()
     assert config["record"]["steps"] == 12
-    assert len(config["borders"]) == MODEL.n_buckets + 1
+    assert len(config["head_state"]["borders"]) == MODEL.n_buckets + 1
     assert not model.training
 
 

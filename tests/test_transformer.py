@@ -32,7 +32,7 @@ def test_perturbed_fixture_is_not_an_identity_network(tiny_pfn):
 
 def test_freshly_initialised_layers_are_the_identity(tiny_model_config, tiny_borders):
     torch.manual_seed(0)
-    model = PFN(tiny_model_config, tiny_borders)
+    model = PFN(tiny_model_config, {"borders": tiny_borders})
     h = torch.randn(2, 7, tiny_model_config.d_model)
     for layer in model.transformer.layers:
         assert torch.equal(layer(h, n_context=4), h)
@@ -196,7 +196,7 @@ def test_predict_does_not_depend_on_train_mode(tiny_pfn):
 
 def test_pfn_rejects_borders_that_do_not_match_the_buckets(tiny_model_config):
     with pytest.raises(ValueError, match="51 borders"):
-        PFN(tiny_model_config, torch.linspace(-1, 1, 10))
+        PFN(tiny_model_config, {"borders": torch.linspace(-1, 1, 10)})
 
 
 def test_model_config_rejects_bad_architectures():
