@@ -185,13 +185,24 @@ def test_predict_accepts_numpy_lists_and_integers(tiny_pfn):
     assert ints.batch_shape == (1,)
 
 
-def test_predict_does_not_depend_on_train_mode(tiny_pfn):
+def test_predict_runs_in_eval_mode_even_if_the_model_has_dropout(tiny_pfn):
+    # The engine has no dropout; a user's or later module's dropout must still not make predict random.
     x, y = data(1, 10, 2, seed=11)
-    tiny_pfn.train()
-    with torch.no_grad():
-        train_mode = torch.log_softmax(tiny_pfn(x, y[:, :6]), -1)
-    pred = tiny_pfn.predict(x[0, :6], y[0, :6], x[0, 6:])
-    assert torch.allclose(pred.log_probs, train_mode[0], atol=ATOL)
+    tiny_pfn.eval()
+    reference = tiny_pfn.predict(x[0, :6], y[0, :6], x[0, 6:]).log_probs
+    layer = tiny_pfn.transformer.layers[0]
+    original = layer.mlp
+    layer.mlp = torch.nn.Sequential(original, torch.nn.Dropout(0.5))
+    try:
+        tiny_pfn.train()
+        with torch.no_grad():
+            assert not torch.allclose(tiny_pfn(x, y[:, :6]), tiny_pfn(x, y[:, :6]))  # dropout is active
+        tiny_pfn.train()
+        pred = tiny_pfn.predict(x[0, :6], y[0, :6], x[0, 6:])
+    finally:
+        layer.mlp = original
+        tiny_pfn.eval()
+    assert torch.allclose(pred.log_probs, reference, atol=ATOL)
 
 
 def test_pfn_rejects_borders_that_do_not_match_the_buckets(tiny_model_config):
