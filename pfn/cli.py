@@ -76,7 +76,7 @@ def cmd_ship(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from pfn.demo import run_demo
-    from pfn.demo_tabular import run_tabular_demo
+    from pfn.tabular.demo import run_tabular_demo
 
     run_demo(Path(args.out))
     run_tabular_demo()

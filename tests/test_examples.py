@@ -75,7 +75,7 @@ def test_tabular_examples_run_in_quick_mode(name, expected):
 
 @needs_tabular
 def test_tabular_demo_classifies_wine_far_above_chance():
-    from pfn.demo_tabular import run_tabular_demo
+    from pfn.tabular.demo import run_tabular_demo
 
     results = run_tabular_demo()
     assert set(results) == {"PFNClassifier", "logistic regression", "HistGradientBoosting"}
