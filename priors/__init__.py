@@ -2,6 +2,7 @@
 
 from priors.batch import Batch
 from priors.bnn import BNNPrior
+from priors.curves import CurvePrior
 from priors.gp import GPPrior
 from priors.hyperprior_wrapper import HyperpriorWrapper
 from priors.hyperpriors import Fixed, Gamma, LogNormal, Uniform
@@ -9,5 +10,5 @@ from priors.mixture import MixturePrior
 from priors.registry import prior_from_dict, register_prior
 from priors.scm import SCMPrior
 
-__all__ = ["Batch", "BNNPrior", "Fixed", "GPPrior", "Gamma", "HyperpriorWrapper", "LogNormal", "MixturePrior",
-           "SCMPrior", "Uniform", "prior_from_dict", "register_prior"]
+__all__ = ["Batch", "BNNPrior", "CurvePrior", "Fixed", "GPPrior", "Gamma", "HyperpriorWrapper", "LogNormal",
+           "MixturePrior", "SCMPrior", "Uniform", "prior_from_dict", "register_prior"]

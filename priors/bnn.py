@@ -15,11 +15,13 @@ from priors.hyperpriors import (
     as_hyperprior,
     check_positive_support,
 )
+from priors.registry import register_prior
 
 ACTIVATIONS = ("tanh", "relu", "sin")
 _HYPER_FIELDS = ("weight_scale", "noise")
 
 
+@register_prior
 @dataclass(frozen=True)
 class BNNPrior(DataclassConfig):
     """Functions computed by randomly initialised MLPs, one network per dataset.

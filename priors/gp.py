@@ -16,6 +16,7 @@ from priors.hyperpriors import (
     check_positive_support,
 )
 from priors.kernels import KERNELS, correlation, scaled_sq_dist
+from priors.registry import register_prior
 
 _HYPER_FIELDS = ("lengthscale", "outputscale", "noise")
 
@@ -47,6 +48,7 @@ def batched_cholesky(k: torch.Tensor, jitter: float = 1e-6, max_tries: int = 6) 
     raise RuntimeError("Cholesky failed even with jitter; the kernel matrix is not PSD")
 
 
+@register_prior
 @dataclass(frozen=True)
 class GPPrior(DataclassConfig):
     """Functions drawn from a zero-mean GP whose hyperparameters are drawn per dataset.

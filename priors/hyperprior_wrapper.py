@@ -10,8 +10,10 @@ import torch
 
 from priors.batch import Batch
 from priors.hyperpriors import Hyperprior, hyperprior_from_dict
+from priors.registry import prior_from_dict, register_prior
 
 
+@register_prior
 @dataclass(frozen=True)
 class HyperpriorWrapper:
     """Wraps a frozen-dataclass prior and redraws some of its scalar fields per group of datasets.
@@ -46,8 +48,6 @@ class HyperpriorWrapper:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HyperpriorWrapper:
-        from priors.registry import prior_from_dict
-
         return cls(prior_from_dict(d["base"]), {k: hyperprior_from_dict(v) for k, v in d["hyperpriors"].items()},
                    d.get("group_size", 1))
 

@@ -148,6 +148,18 @@ def check_positive_support(name: str, hyperprior: Hyperprior, allow_zero: bool =
         raise ValueError(f"{name} must be {bound}, but {hyperprior} can draw {value}")
 
 
+def check_unit_support(name: str, hyperprior: Hyperprior) -> None:
+    """Raises `ValueError` unless `hyperprior` is `Fixed` or `Uniform` within `[0, 1]` (a rate)."""
+    if isinstance(hyperprior, Fixed):
+        low, high = hyperprior.value, hyperprior.value
+    elif isinstance(hyperprior, Uniform):
+        low, high = hyperprior.low, hyperprior.high
+    else:
+        raise ValueError(f"{name} is a rate: use Fixed or Uniform within [0, 1], got {hyperprior}")
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], but {hyperprior} can draw values outside")
+
+
 class DataclassConfig:
     """`to_dict`/`from_dict` for frozen-dataclass priors: hyperpriors via their own `to_dict`,
     tuples as lists, and a "type" tag naming the class."""

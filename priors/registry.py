@@ -1,26 +1,27 @@
-"""Rebuilding priors from their `to_dict` form."""
+"""Rebuilding priors from their `to_dict` form.
+
+This module imports nothing of the package: prior classes register themselves here at
+definition time (`@register_prior`), and composite priors (`MixturePrior`,
+`HyperpriorWrapper`) rebuild their parts with `prior_from_dict`, so imports only flow
+into this module and never form a cycle. `priors/__init__.py` imports every built-in
+prior, so all of them are registered as soon as anything in `priors` is imported.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from priors.bnn import BNNPrior
-from priors.gp import GPPrior
-from priors.hyperprior_wrapper import HyperpriorWrapper
-from priors.mixture import MixturePrior
-from priors.scm import SCMPrior
-
-PRIORS = {cls.__name__: cls for cls in (GPPrior, BNNPrior, MixturePrior, HyperpriorWrapper, SCMPrior)}
+PRIORS: dict[str, type] = {}
 
 
 def register_prior(cls: type) -> type:
-    """Makes a prior class rebuildable by `prior_from_dict` (usable as a decorator)."""
+    """Makes a prior class rebuildable by `prior_from_dict` under its class name (a decorator)."""
     PRIORS[cls.__name__] = cls
     return cls
 
 
 def prior_from_dict(d: dict[str, Any]) -> Any:
-    """Returns the prior described by `d` (the output of its `to_dict`)."""
+    """Returns the prior described by `d` (the output of its `to_dict`, whose "type" names a registered class)."""
     kind = d.get("type")
     if kind not in PRIORS:
         raise ValueError(f"unknown prior type {kind!r}; expected one of {sorted(PRIORS)}")

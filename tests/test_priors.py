@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from priors import BNNPrior, Fixed, Gamma, GPPrior, LogNormal, MixturePrior, Uniform, prior_from_dict
+from priors import (
+    BNNPrior,
+    Fixed,
+    Gamma,
+    GPPrior,
+    HyperpriorWrapper,
+    LogNormal,
+    MixturePrior,
+    SCMPrior,
+    Uniform,
+    prior_from_dict,
+)
 from priors.batch import Batch
 from priors.gp import sample_gp_functions
 from priors.hyperpriors import hyperprior_from_dict
@@ -107,8 +121,10 @@ def test_different_generator_seeds_give_different_batches(name):
         BNNPrior(min_depth=2, max_depth=2, min_width=4, max_width=9, activations=("sin",), weight_scale=1.5),
         MixturePrior((GPPrior(noise=Fixed(0.01)), BNNPrior(max_depth=1)), weights=(1.0, 3.0)),
         MixturePrior((MixturePrior((GPPrior(),)), BNNPrior())),
+        MixturePrior((SCMPrior(max_classes=3), HyperpriorWrapper(SCMPrior(), {"binary_fraction": Uniform(0.0, 1.0)}))),
     ],
-    ids=["gp-default", "gp-custom", "gp-weights", "bnn-default", "bnn-custom", "mixture", "nested-mixture"],
+    ids=["gp-default", "gp-custom", "gp-weights", "bnn-default", "bnn-custom", "mixture", "nested-mixture",
+         "mixture-of-wrapper"],
 )
 def test_to_dict_from_dict_round_trip(prior):
     d = prior.to_dict()
@@ -116,13 +132,25 @@ def test_to_dict_from_dict_round_trip(prior):
     assert rebuilt == prior
     assert rebuilt.to_dict() == d
     # The dict is JSON-serialisable (it goes into checkpoint config.json).
-    import json
-
     assert prior_from_dict(json.loads(json.dumps(d))) == prior
     # And the rebuilt prior draws the same data.
     a = prior.sample(3, 7, 2, generator=gen(5))
     b = rebuilt.sample(3, 7, 2, generator=gen(5))
     assert torch.equal(a.y, b.y)
+
+
+def test_prior_modules_import_at_top_level_and_the_registry_imports_no_prior():
+    # Composite priors rebuild their parts through `priors.registry`, which imports nothing of the package:
+    # no import cycle, and so no import hidden inside a function to dodge one.
+    package = Path(prior_from_dict.__code__.co_filename).parent
+    for path in sorted(package.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        top_level = {id(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))}
+        nested = [node.lineno for node in ast.walk(tree)
+                  if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top_level]
+        assert not nested, f"{path.name} imports inside functions at lines {nested}"
+        if path.name == "registry.py":
+            assert not [n for n in tree.body if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("priors")]
 
 
 def test_prior_from_dict_rejects_unknown_types():
@@ -268,6 +296,36 @@ def test_mixture_prior_meta_marks_components_and_their_hyperparameters():
     assert torch.allclose(batch.meta["1.noise"][bnn_rows], torch.tensor(0.03))
 
 
+def test_mixture_merges_meta_that_every_drawn_component_provides_under_its_plain_key():
+    prior = MixturePrior((GPPrior(noise=Fixed(0.02)), BNNPrior(noise=Fixed(0.03))))
+    batch = prior.sample(40, 6, 2, generator=gen(0))
+    gp_rows = batch.meta["component"] == 0
+    assert torch.allclose(batch.meta["noise"], torch.where(gp_rows, 0.02, 0.03))  # both have a `B` float noise
+    assert "lengthscale" not in batch.meta and "depth" not in batch.meta  # only one component has them
+    nested = MixturePrior((MixturePrior((GPPrior(), GPPrior())), GPPrior())).sample(40, 6, 2, generator=gen(1))
+    assert set(nested.meta["component"].tolist()) == {0, 1}  # the mixture's own `component` is never merged
+    assert set(nested.meta["0.component"][nested.meta["component"] == 0].tolist()) == {0, 1}
+
+
+def test_mixture_of_classification_priors_keeps_n_classes_for_the_loss():
+    prior = MixturePrior((SCMPrior(max_classes=2), SCMPrior(binary_fraction=0.0, max_classes=6)))
+    batch = prior.sample(200, 40, 3, generator=gen(2))
+    n_classes, component = batch.meta["n_classes"], batch.meta["component"]
+    assert n_classes.shape == (200,) and n_classes.dtype == torch.long
+    assert (n_classes[component == 0] == 2).all()
+    assert n_classes[component == 1].min() >= 3 and n_classes[component == 1].max() <= 6
+    assert (batch.y >= 0).all() and (batch.y < n_classes.unsqueeze(-1)).all()
+    assert (batch.y[component == 1].amax(1) >= 2).float().mean() > 0.9  # multi-class rows use their larger counts
+    torch.testing.assert_close(batch.meta["1.n_classes"][component == 1], n_classes[component == 1])
+
+
+def test_mixture_samples_its_components_with_its_context_size():
+    prior = MixturePrior((SCMPrior(task="regression"), SCMPrior(task="regression", max_layers=2)))
+    batch = prior.sample(30, 50, 2, generator=gen(3), n_context=10)
+    assert batch.n_context == 10
+    torch.testing.assert_close(batch.y[:, :10].mean(1), torch.zeros(30), atol=1e-5, rtol=0)
+
+
 def test_mixture_prior_weights_set_component_frequencies():
     prior = MixturePrior((GPPrior(), BNNPrior(max_width=8)), weights=(3.0, 1.0))
     component = prior.sample(2000, 2, 1, generator=gen(0)).meta["component"]
@@ -369,8 +427,6 @@ def test_gp_prior_rejects_hyperpriors_outside_the_parameter_support(field, value
 
 
 def test_mixture_fills_boolean_meta_of_other_components_with_false():
-    from priors import SCMPrior
-
     mix = MixturePrior((GPPrior(), SCMPrior()), (1.0, 1.0))
     batch = mix.sample(16, 30, 3, generator=torch.Generator().manual_seed(0))
     gp_rows = batch.meta["component"] == 0

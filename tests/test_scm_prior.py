@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -179,13 +180,35 @@ def test_quantile_cut_gives_contiguous_value_ranges_with_permuted_labels():
 
 # --- regression ----------------------------------------------------------------------------
 
-def test_regression_targets_are_standardised_per_dataset_and_y_adds_the_target_noise():
-    batch = SCMPrior(task="regression", target_noise=Fixed(0.1)).sample(30, 200, 3, generator=gen(8))
-    assert torch.allclose(batch.target_y.mean(1), torch.zeros(30), atol=1e-4)
-    assert torch.allclose(batch.target_y.std(1, correction=0), torch.ones(30), atol=1e-3)
-    resid = batch.y - batch.target_y
-    assert resid.std().item() == pytest.approx(0.1, rel=0.05)
+def test_regression_context_rows_are_standardised_and_y_adds_the_target_noise():
+    batch = SCMPrior(task="regression", target_noise=Fixed(0.1)).sample(30, 200, 3, generator=gen(8), n_context=120)
+    context = batch.y[:, :120]
+    torch.testing.assert_close(context.mean(1), torch.zeros(30), atol=1e-5, rtol=0)
+    torch.testing.assert_close(context.std(1, correction=0), torch.ones(30), atol=1e-5, rtol=0)
+    resid = batch.y - batch.target_y  # the noise, in units of the observation's context spread (~sqrt(1 + 0.1^2))
+    assert resid.std().item() == pytest.approx(0.1 / math.sqrt(1.01), rel=0.05)
     assert torch.allclose(batch.meta["target_noise"], torch.tensor(0.1))
+
+
+def test_regression_query_rows_are_not_tied_to_the_context_by_the_standardisation():
+    # Standardising over all rows would force sum(query) = -sum(context), i.e. a zero mean over all rows.
+    batch = REG.sample(2000, 60, 2, generator=gen(16), n_context=20)
+    for target in (batch.y, batch.target_y):
+        assert (target.mean(1).abs() > 1e-3).float().mean() > 0.9
+        assert target[:, 20:].mean(1).std() > 0.1
+    # The observed context is standardised (as the estimators do with their training rows).
+    torch.testing.assert_close(batch.y[:, :20].mean(1), torch.zeros(2000), atol=1e-5, rtol=0)
+    spread = batch.y[:, :20].std(1, correction=0)
+    assert (spread - 1.0).abs().lt(1e-4).float().mean() > 0.95  # the rest: nearly constant contexts, floored
+
+
+def test_numeric_features_are_standardised_by_the_context_rows():
+    prior = SCMPrior(warps=("identity",), feature_scale=Fixed(1.0), categorical_prob=0.0, missing_prob=0.0,
+                     min_features=3)
+    batch = prior.sample(200, 50, 3, generator=gen(17), n_context=10)
+    context_spread = batch.x[:, :10].std(1, correction=0)  # x = z + shift: the shift leaves the spread alone
+    assert (context_spread - 1.0).abs().lt(1e-4).float().mean() > 0.95
+    assert (batch.x.std(1, correction=0) - 1.0).abs().gt(0.05).float().mean() > 0.5
 
 
 # --- features ------------------------------------------------------------------------------
