@@ -4,22 +4,37 @@
 two are half-normals pinned at `b_1` (extending left) and `b_{K-1}` (extending right),
 scaled so that half of each tail's mass lies inside its bucket. Every method below is
 derived from this one density, tails included.
+
+Each border belongs to the piece on its right: the left tail covers `y < b_1`, inner bucket
+`i` covers `b_i <= y < b_{i+1}` and the right tail `y >= b_{K-1}`, so the density is
+continuous from the right everywhere (also at `b_1` and `b_{K-1}`, where it jumps).
+
+Statistics are computed over chunks of rows of the flattened batch (`_CHUNK_ELEMENTS`
+table entries at a time): memory beyond the `batch_shape x K` table and the output stays a
+few chunk-sized temporaries, whatever the batch size.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import torch
 
 _SQRT2 = math.sqrt(2.0)
 _HALF_NORMAL_MEDIAN = 0.6744897501960817  # Phi^{-1}(0.75)
 _HALF_NORMAL_MEAN = math.sqrt(2.0 / math.pi)
+_HALF_NORMAL_VAR = 1.0 - 2.0 / math.pi
 _LOG_HALF_NORMAL_NORM = 0.5 * math.log(2.0 / math.pi)
+_PHI_0 = 1.0 / math.sqrt(2.0 * math.pi)
+
+# Table entries (rows x buckets) per chunk of a statistic: each chunk-sized float32 temporary is 4 MiB.
+_CHUNK_ELEMENTS = 1 << 20
 
 
 def _phi(z: torch.Tensor) -> torch.Tensor:
-    return torch.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    return torch.exp(-0.5 * z * z) * _PHI_0
 
 
 def _Phi(z: torch.Tensor) -> torch.Tensor:
@@ -55,13 +70,160 @@ def borders_from_samples(samples: torch.Tensor, n_buckets: int) -> torch.Tensor:
     return borders.float()
 
 
+# --- the math on a chunk of rows -------------------------------------------------------------
+# Each function takes `n` rows of the flattened batch: `lp`, an `n x K` tensor of normalised
+# bucket log-probabilities; `b`, the `K + 1` shared borders or `n x (K + 1)` per-row borders;
+# and `n`-vectors of inputs in standardised units (the units of the borders).
+
+def _pick(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Entries `idx` (`n` or `n x m` indices into the last dim) of `t` (`K` shared or `n x K` rows)."""
+    if t.dim() == 1:
+        return t[idx]
+    if idx.dim() == 1:
+        return t.gather(-1, idx.unsqueeze(-1)).squeeze(-1)
+    return t.gather(-1, idx)
+
+
+def _tails(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`b_1`, `b_{K-1}` and the left and right half-normal scales (each scalar, or `n` per row)."""
+    b1, bk = b[..., 1], b[..., -2]
+    return b1, bk, (b1 - b[..., 0]) / _HALF_NORMAL_MEDIAN, (b[..., -1] - bk) / _HALF_NORMAL_MEDIAN
+
+
+def _piece_of(b: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The piece (`n` bucket indices) that owns `y`: 0 for `y < b_1`, `K - 1` for `y >= b_{K-1}`."""
+    if b.dim() == 1:
+        idx = torch.searchsorted(b, y, right=True)
+    else:
+        idx = torch.searchsorted(b, y.unsqueeze(-1), right=True).squeeze(-1)
+    return (idx - 1).clamp(0, b.shape[-1] - 2)
+
+
+def _by_piece(idx: torch.Tensor, k: int, left: torch.Tensor, inner: torch.Tensor,
+              right: torch.Tensor) -> torch.Tensor:
+    """`left` in the left tail (piece 0), `right` in the right tail (piece `K - 1`), `inner` elsewhere."""
+    return torch.where(idx == 0, left, torch.where(idx == k - 1, right, inner))
+
+
+def _log_prob_rows(lp: torch.Tensor, b: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Log density at `y`: `n`."""
+    idx = _piece_of(b, y)
+    inner = _pick(lp, idx) - torch.log(_pick(b[..., 1:], idx) - _pick(b[..., :-1], idx))
+    b1, bk, s_left, s_right = _tails(b)
+    left = lp[:, 0] + _LOG_HALF_NORMAL_NORM - torch.log(s_left) - 0.5 * ((b1 - y) / s_left) ** 2
+    right = lp[:, -1] + _LOG_HALF_NORMAL_NORM - torch.log(s_right) - 0.5 * ((y - bk) / s_right) ** 2
+    return _by_piece(idx, lp.shape[-1], left, inner, right)
+
+
+def _cdf_rows(lp: torch.Tensor, b: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """P(Y <= y): `n`."""
+    p = lp.exp()
+    cum = p.cumsum(-1)
+    idx = _piece_of(b, y)
+    p_idx, lo = _pick(p, idx), _pick(b[..., :-1], idx)
+    inner = _pick(cum, idx) - p_idx + p_idx * ((y - lo) / (_pick(b[..., 1:], idx) - lo))
+    b1, bk, s_left, s_right = _tails(b)
+    left = p[:, 0] * 2.0 * _Phi((y - b1) / s_left)
+    right = cum[:, -1] - p[:, -1] + p[:, -1] * (2.0 * _Phi((y - bk) / s_right) - 1.0)
+    return _by_piece(idx, lp.shape[-1], left, inner, right).clamp(0.0, 1.0)
+
+
+def _icdf_rows(lp: torch.Tensor, b: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """The `q`-quantile: `n`."""
+    k = lp.shape[-1]
+    p = lp.exp()
+    cum = p.cumsum(-1)
+    idx = torch.searchsorted(cum, q.unsqueeze(-1)).squeeze(-1).clamp(0, k - 1)
+    p_idx, lo = _pick(p, idx), _pick(b[..., :-1], idx)
+    inner = lo + (q - (_pick(cum, idx) - p_idx)) / p_idx.clamp_min(1e-30) * (_pick(b[..., 1:], idx) - lo)
+    b1, bk, s_left, s_right = _tails(b)
+    left = b1 + s_left * _Phi_inv((q / (2.0 * p[:, 0].clamp_min(1e-30))).clamp(1e-12, 0.5))
+    frac_right = ((q - (cum[:, -1] - p[:, -1])) / p[:, -1].clamp_min(1e-30)).clamp(0.0, 1.0 - 1e-7)
+    right = bk + s_right * _Phi_inv(0.5 + 0.5 * frac_right)
+    return _by_piece(idx, k, left, inner, right)
+
+
+def _sample_rows(lp: torch.Tensor, b: torch.Tensor, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """`rows x n` draws: a bucket, then a point inside it (tails as `b_1 - s|Z|` and `b_{K-1} + s|Z|`)."""
+    k = lp.shape[-1]
+    idx = torch.multinomial(lp.exp(), n, replacement=True, generator=generator)
+    lo, hi = _pick(b[..., :-1], idx), _pick(b[..., 1:], idx)
+    u = torch.rand(idx.shape, generator=generator, dtype=lp.dtype, device=lp.device)
+    z = torch.randn(idx.shape, generator=generator, dtype=lp.dtype, device=lp.device).abs()
+    b1, bk, s_left, s_right = (t.unsqueeze(-1) for t in _tails(b))
+    out = torch.where(idx == 0, b1 - s_left * z, lo + u * (hi - lo))
+    return torch.where(idx == k - 1, bk + s_right * z, out)
+
+
+def _piece_moments(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of each piece (`K`, or `n x K` for per-row borders), tails as half-normals."""
+    lo, hi = b[..., :-1], b[..., 1:]
+    b1, bk, s_left, s_right = (t.unsqueeze(-1) for t in _tails(b))
+    mean = [b1 - s_left * _HALF_NORMAL_MEAN, ((lo + hi) / 2)[..., 1:-1], bk + s_right * _HALF_NORMAL_MEAN]
+    var = [s_left**2 * _HALF_NORMAL_VAR, ((hi - lo) ** 2 / 12)[..., 1:-1], s_right**2 * _HALF_NORMAL_VAR]
+    return torch.cat(mean, -1), torch.cat(var, -1)
+
+
+def _mean_rows(lp: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The mean: `n`."""
+    piece_mean, _ = _piece_moments(b)
+    return (lp.exp() * piece_mean).sum(-1)
+
+
+def _variance_rows(lp: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The variance (law of total variance over the pieces): `n`."""
+    piece_mean, piece_var = _piece_moments(b)
+    p = lp.exp()
+    m = (p * piece_mean).sum(-1, keepdim=True)
+    return (p * (piece_var + (piece_mean - m) ** 2)).sum(-1)
+
+
+def _improvement_above_rows(lp: torch.Tensor, b: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    """E[max(Y - best, 0)]: `n`."""
+    lo, hi = b[..., 1:-2], b[..., 2:-1]  # the inner buckets 1, ..., K - 2
+    t = best.unsqueeze(-1)
+    # Uniform on [lo, hi]: the integral of (y - t) / w over [u, hi] with u = clamp(t, lo, hi),
+    # ((hi - t)^2 - (u - t)^2) / 2w, factorised so that no large squares cancel.
+    u = torch.clamp(t, lo, hi)
+    inner = (hi - u) * (hi + u - 2 * t) / (2 * (hi - lo))
+    b1, bk, s_left, s_right = _tails(b)
+    d = best - bk  # right tail Y = b_{K-1} + s|Z|
+    right = torch.where(d <= 0, -d + s_right * _HALF_NORMAL_MEAN,
+                        2 * (s_right * _phi(d / s_right) - d * (1 - _Phi(d / s_right))))
+    e = (b1 - best).clamp_min(0)  # left tail Y = b_1 - s|Z|
+    left = 2 * (e * (_Phi(e / s_left) - 0.5) - s_left * (_PHI_0 - _phi(e / s_left)))
+    p = lp.exp()
+    # Each piece is >= 0 in exact arithmetic; float32 cancellation in the tail terms can
+    # leave a tiny negative total, which would break log-EI.
+    return (p[:, 0] * left + (p[:, 1:-1] * inner).sum(-1) + p[:, -1] * right).clamp_min(0.0)
+
+
+def _improvement_below_rows(lp: torch.Tensor, b: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    """E[max(best - Y, 0)]: `n`, as the improvement of `-Y` above `-best` (buckets mirrored)."""
+    return _improvement_above_rows(lp.flip(-1), -b.flip(-1), -best)
+
+
 class RiemannDistribution:
-    """A batch of bar distributions sharing (or broadcasting) bucket borders.
+    """A batch of bar distributions sharing (or broadcasting) bucket borders, optionally affinely mapped.
 
     Args:
         logits: A `batch_shape x K` tensor of unnormalised bucket log-probabilities.
         borders: A `K + 1` tensor of increasing borders, or `batch_shape x (K + 1)`.
         normalized: Whether `logits` are normalised log-probabilities already.
+
+    Units and dtypes: `log_probs` and `borders` are held in the working dtype, float32 (float64
+    when `logits` are float64), and in standardised units. `affine(loc, scale)` describes
+    `loc + scale * Y` by keeping `loc` and `scale` as float64 tensors (broadcastable to
+    `batch_shape`) beside the unchanged borders; without one they are None. With an affine,
+    inputs in value units (`y` of `log_prob` and `cdf`, `best` of the acquisition functions)
+    are standardised in float64 as `(y - loc) / scale` and then cast to the working dtype, all
+    internal math runs in standardised units, and outputs in value units (`mean`, `stddev`,
+    `variance`, `icdf`, `sample`, `expected_improvement`, `ucb`) and the density `log_prob` are
+    mapped back and returned in float64. Probabilities (`cdf`, `probability_of_improvement`,
+    `probs`) and everything without an affine keep the working dtype. Pass value-unit inputs
+    far from zero (`1e9 + 0.3`) as Python floats or float64 tensors.
+
+    Every statistic is differentiable with respect to `logits`.
     """
 
     def __init__(self, logits: torch.Tensor, borders: torch.Tensor, normalized: bool = False) -> None:
@@ -69,9 +231,19 @@ class RiemannDistribution:
             raise ValueError(f"{logits.shape[-1]} buckets need {logits.shape[-1] + 1} borders, got {borders.shape[-1]}")
         if logits.shape[-1] < 3:
             raise ValueError("a Riemann distribution needs at least 3 buckets (two tails and an inner one)")
+        dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
         # `normalized=True` takes `logits` as log-probabilities already (no copy).
-        self.log_probs = logits.float() if normalized else torch.log_softmax(logits.float(), dim=-1)
-        self.borders = borders.to(device=logits.device, dtype=torch.float32)
+        self.log_probs = logits.to(dtype) if normalized else torch.log_softmax(logits.to(dtype), dim=-1)
+        self.borders = borders.to(device=logits.device, dtype=dtype)
+        self.loc: torch.Tensor | None = None
+        self.scale: torch.Tensor | None = None
+
+    @classmethod
+    def _from_parts(cls, log_probs: torch.Tensor, borders: torch.Tensor, loc: torch.Tensor | None,
+                    scale: torch.Tensor | None) -> RiemannDistribution:
+        out = cls.__new__(cls)
+        out.log_probs, out.borders, out.loc, out.scale = log_probs, borders, loc, scale
+        return out
 
     # --- geometry -------------------------------------------------------------------
     @property
@@ -83,86 +255,77 @@ class RiemannDistribution:
         """A `batch_shape x K` tensor of bucket probabilities."""
         return self.log_probs.exp()
 
-    def _b(self, i: int) -> torch.Tensor:
-        """Border `i` broadcast to `batch_shape`."""
-        return self.borders[..., i].expand(self.batch_shape)
-
     @property
     def widths(self) -> torch.Tensor:
+        """Bucket widths in standardised units: `K`, or `batch_shape x K` for per-row borders."""
         return self.borders[..., 1:] - self.borders[..., :-1]
 
-    def _tail_scales(self) -> tuple[torch.Tensor, torch.Tensor]:
-        w = self.widths
-        return w[..., 0] / _HALF_NORMAL_MEDIAN, w[..., -1] / _HALF_NORMAL_MEDIAN
+    # --- chunked evaluation and units ----------------------------------------------------
+    def _rowwise(self, fn: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
+        """`fn(lp, b, *inputs)` over chunks of rows of the flattened batch, written into one output.
 
-    def _bucket_of(self, y: torch.Tensor) -> torch.Tensor:
+        Args:
+            fn: A row function (see `_log_prob_rows`) returning `n` or `n x m` for `n` rows.
+            inputs: `batch_shape` tensors in standardised units, one entry per row.
+
+        Returns:
+            A `prod(batch_shape)` (or `prod(batch_shape) x m`) tensor.
+        """
         k = self.log_probs.shape[-1]
+        rows = max(1, _CHUNK_ELEMENTS // k)
+        log_probs = self.log_probs.reshape(-1, k).split(rows)  # a view of the table unless it was expanded
         if self.borders.dim() == 1:
-            idx = torch.searchsorted(self.borders, y.contiguous(), right=True) - 1
+            borders = [self.borders] * len(log_probs)
         else:
-            borders = self.borders.expand(*self.batch_shape, k + 1).contiguous()
-            idx = torch.searchsorted(borders, y.unsqueeze(-1).contiguous(), right=True).squeeze(-1) - 1
-        return idx.clamp(0, k - 1)
+            borders = self.borders.expand(*self.batch_shape, k + 1).reshape(-1, k + 1).split(rows)
+        columns = [x.reshape(-1).contiguous().split(rows) for x in inputs]
+        # One output written chunk by chunk: small results kept alive between the chunks'
+        # temporaries would fragment the heap and let it grow with the batch.
+        out = None
+        for i, args in enumerate(zip(log_probs, borders, *columns, strict=True)):
+            part = fn(*args)
+            if out is None:
+                out = part.new_empty(self.log_probs.numel() // k, *part.shape[1:])
+            out[i * rows:i * rows + part.shape[0]] = part
+        return out
 
-    def _gather(self, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        t = t.expand(*self.batch_shape, t.shape[-1])
-        return t.gather(-1, idx.unsqueeze(-1)).squeeze(-1)
+    def _stat(self, fn: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
+        """`_rowwise(fn, *inputs)` for a row function with one value per row: `batch_shape`."""
+        return self._rowwise(fn, *inputs).reshape(self.batch_shape)
 
-    def _broadcast(self, y: torch.Tensor | float) -> torch.Tensor:
-        y = torch.as_tensor(y, dtype=torch.float32, device=self.log_probs.device)
-        return y.expand(self.batch_shape)
+    def _standardise(self, y: torch.Tensor | float) -> torch.Tensor:
+        """`y` in value units (broadcast to `batch_shape`) as standardised values in the working dtype."""
+        dtype, device = self.log_probs.dtype, self.log_probs.device
+        if self.loc is None:
+            return torch.as_tensor(y, dtype=dtype, device=device).expand(self.batch_shape)
+        y = torch.as_tensor(y, dtype=torch.float64, device=device)
+        return ((y - self.loc) / self.scale).to(dtype).expand(self.batch_shape)
+
+    def _to_values(self, z: torch.Tensor) -> torch.Tensor:
+        """Standardised values `z` (any `... x batch_shape`) in value units: `loc + scale * z`, float64."""
+        return z if self.loc is None else self.loc + self.scale * z.double()
+
+    def _scaled(self, z: torch.Tensor, power: int = 1) -> torch.Tensor:
+        """A standardised difference-like quantity in value units: `scale**power * z`, float64."""
+        return z if self.scale is None else self.scale**power * z.double()
 
     # --- density, cdf, quantiles ------------------------------------------------------
     def log_prob(self, y: torch.Tensor | float) -> torch.Tensor:
-        """Log density at `y` (broadcast to `batch_shape`); returns `batch_shape`."""
-        y = self._broadcast(y)
-        k = self.log_probs.shape[-1]
-        idx = self._bucket_of(y)
-        lp = self._gather(self.log_probs, idx)
-        inner = lp - torch.log(self._gather(self.widths, idx))
-        s_left, s_right = self._tail_scales()
-        b1, bk = self._b(1), self._b(k - 1)
-        z_left = (b1 - y) / s_left
-        z_right = (y - bk) / s_right
-        left = self.log_probs[..., 0] + _LOG_HALF_NORMAL_NORM - torch.log(s_left) - 0.5 * z_left**2
-        right = self.log_probs[..., -1] + _LOG_HALF_NORMAL_NORM - torch.log(s_right) - 0.5 * z_right**2
-        out = torch.where(y < b1, left, inner)
-        return torch.where(y > bk, right, out)
+        """Log density at `y` (broadcast to `batch_shape`); returns `batch_shape`.
+
+        Right-continuous: at a border, the density of the piece above it.
+        """
+        lp = self._stat(_log_prob_rows, self._standardise(y))
+        return lp if self.scale is None else lp.double() - self.scale.log()
 
     def cdf(self, y: torch.Tensor | float) -> torch.Tensor:
-        """P(Y <= y), shape `batch_shape`."""
-        y = self._broadcast(y)
-        k = self.log_probs.shape[-1]
-        p = self.probs
-        cum_before = torch.cumsum(p, -1) - p
-        idx = self._bucket_of(y)
-        lo = self._gather(self.borders[..., :-1], idx)
-        inner = self._gather(cum_before, idx) + self._gather(p, idx) * ((y - lo) / self._gather(self.widths, idx))
-        s_left, s_right = self._tail_scales()
-        b1, bk = self._b(1), self._b(k - 1)
-        left = p[..., 0] * 2.0 * _Phi(-(b1 - y) / s_left)
-        right = cum_before[..., -1] + p[..., -1] * (2.0 * _Phi((y - bk) / s_right) - 1.0)
-        out = torch.where(y < b1, left, inner)
-        return torch.where(y > bk, right, out).clamp(0.0, 1.0)
+        """P(Y <= y) at `y` (broadcast to `batch_shape`); returns `batch_shape`."""
+        return self._stat(_cdf_rows, self._standardise(y))
 
     def icdf(self, q: torch.Tensor | float) -> torch.Tensor:
-        """The `q`-quantile (inverse of `cdf`), shape `batch_shape`; `q` in (0, 1)."""
-        q = self._broadcast(q).clamp(1e-7, 1.0 - 1e-7)
-        k = self.log_probs.shape[-1]
-        p = self.probs
-        cum = torch.cumsum(p, -1)
-        cum_before = cum - p
-        idx = torch.searchsorted(cum.contiguous(), q.unsqueeze(-1).contiguous()).squeeze(-1).clamp(0, k - 1)
-        lo = self._gather(self.borders[..., :-1], idx)
-        p_idx = self._gather(p, idx).clamp_min(1e-30)
-        inner = lo + (q - self._gather(cum_before, idx)) / p_idx * self._gather(self.widths, idx)
-        s_left, s_right = self._tail_scales()
-        b1, bk = self._b(1), self._b(k - 1)
-        left = b1 + s_left * _Phi_inv((q / (2.0 * p[..., 0].clamp_min(1e-30))).clamp(1e-12, 0.5))
-        frac_right = ((q - cum_before[..., -1]) / p[..., -1].clamp_min(1e-30)).clamp(0.0, 1.0 - 1e-7)
-        right = bk + s_right * _Phi_inv(0.5 + 0.5 * frac_right)
-        out = torch.where(idx == 0, left, inner)
-        return torch.where(idx == k - 1, right, out)
+        """The `q`-quantile (inverse of `cdf`), shape `batch_shape`; `q` in (0, 1), broadcast to `batch_shape`."""
+        q = torch.as_tensor(q, dtype=self.log_probs.dtype, device=self.log_probs.device)
+        return self._to_values(self._stat(_icdf_rows, q.clamp(1e-7, 1.0 - 1e-7).expand(self.batch_shape)))
 
     quantile = icdf
 
@@ -171,85 +334,34 @@ class RiemannDistribution:
 
         Inner buckets are sampled uniformly, tails as `b_1 - s|Z|` and `b_{K-1} + s|Z|`.
         """
-        n = math.prod(sample_shape)
-        k = self.log_probs.shape[-1]
-        dev = self.log_probs.device
-        flat_p = self.probs.reshape(-1, k)
-        idx = torch.multinomial(flat_p, n, replacement=True, generator=generator).T.reshape(
-            *sample_shape, *self.batch_shape)
-        borders = self.borders.expand(*self.batch_shape, k + 1).expand(*sample_shape, *self.batch_shape, k + 1)
-        lo = borders[..., :-1].gather(-1, idx.unsqueeze(-1)).squeeze(-1)
-        hi = borders[..., 1:].gather(-1, idx.unsqueeze(-1)).squeeze(-1)
-        u = torch.rand(idx.shape, generator=generator, device=dev)
-        z = torch.randn(idx.shape, generator=generator, device=dev).abs()
-        s_left, s_right = self._tail_scales()
-        out = lo + u * (hi - lo)
-        out = torch.where(idx == 0, hi - s_left * z, out)
-        return torch.where(idx == k - 1, lo + s_right * z, out)
+        draws = self._rowwise(partial(_sample_rows, n=math.prod(sample_shape), generator=generator))
+        return self._to_values(draws.T.reshape(*sample_shape, *self.batch_shape))
 
     # --- moments ----------------------------------------------------------------------
-    def _piece_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-bucket mean and variance (`batch_shape x K`), tails as half-normals."""
-        k = self.log_probs.shape[-1]
-        lo, hi = self.borders[..., :-1], self.borders[..., 1:]
-        mean = ((lo + hi) / 2).expand(*self.batch_shape, k).clone()
-        var = ((hi - lo) ** 2 / 12).expand(*self.batch_shape, k).clone()
-        s_left, s_right = self._tail_scales()
-        mean[..., 0] = self._b(1) - s_left * _HALF_NORMAL_MEAN
-        mean[..., -1] = self._b(k - 1) + s_right * _HALF_NORMAL_MEAN
-        var[..., 0] = s_left**2 * (1 - 2 / math.pi)
-        var[..., -1] = s_right**2 * (1 - 2 / math.pi)
-        return mean, var
-
     @property
     def mean(self) -> torch.Tensor:
         """The mean, shape `batch_shape`."""
-        piece_mean, _ = self._piece_moments()
-        return (self.probs * piece_mean).sum(-1)
+        return self._to_values(self._stat(_mean_rows))
 
     @property
     def variance(self) -> torch.Tensor:
         """The variance, shape `batch_shape` (law of total variance over buckets)."""
-        piece_mean, piece_var = self._piece_moments()
-        p = self.probs
-        m = (p * piece_mean).sum(-1, keepdim=True)
-        return (p * (piece_var + (piece_mean - m) ** 2)).sum(-1)
+        return self._scaled(self._stat(_variance_rows), power=2)
 
     @property
     def stddev(self) -> torch.Tensor:
+        """The standard deviation, shape `batch_shape`."""
         return self.variance.sqrt()
 
     # --- acquisition ------------------------------------------------------------------
-    def negate(self) -> RiemannDistribution:
-        """The distribution of `-Y` (tails swap sides)."""
-        return RiemannDistribution(self.log_probs.flip(-1), -self.borders.flip(-1))
-
     def expected_improvement(self, best: torch.Tensor | float, maximize: bool = True) -> torch.Tensor:
-        """E[max(Y - best, 0)] (or E[max(best - Y, 0)] when minimising); `batch_shape`."""
-        if not maximize:
-            return self.negate().expected_improvement(-self._broadcast(best), maximize=True)
-        best = self._broadcast(best).unsqueeze(-1)
-        k = self.log_probs.shape[-1]
-        lo, hi = self.borders[..., :-1], self.borders[..., 1:]
-        w = hi - lo
-        inner = torch.where(best <= lo, (lo + hi) / 2 - best, (hi - best).clamp_min(0) ** 2 / (2 * w))
-        s_left, s_right = self._tail_scales()
-        b1, bk = self._b(1).unsqueeze(-1), self._b(k - 1).unsqueeze(-1)
-        # Right tail Y = bk + s|Z|.
-        d = best - bk
-        sr = s_right.unsqueeze(-1)
-        right = torch.where(d <= 0, -d + sr * _HALF_NORMAL_MEAN,
-                            2 * (sr * _phi(d / sr) - d * (1 - _Phi(d / sr))))
-        # Left tail Y = b1 - s|Z|.
-        e = (b1 - best).clamp_min(0)
-        sl = s_left.unsqueeze(-1)
-        left = 2 * (e * (_Phi(e / sl) - 0.5) - sl * (_phi(torch.zeros_like(e)) - _phi(e / sl)))
-        inner = inner.expand(*self.batch_shape, k).clone()
-        inner[..., :1] = left
-        inner[..., -1:] = right
-        # Each piece is >= 0 in exact arithmetic; float32 cancellation in the tail terms can
-        # leave a tiny negative total, which would break log-EI.
-        return (self.probs * inner).sum(-1).clamp_min(0.0)
+        """E[max(Y - best, 0)] (or E[max(best - Y, 0)] when minimising) at `best` (broadcast to `batch_shape`).
+
+        Returns:
+            A `batch_shape` tensor, non-negative.
+        """
+        fn = _improvement_above_rows if maximize else _improvement_below_rows
+        return self._scaled(self._stat(fn, self._standardise(best)))
 
     def probability_of_improvement(self, best: torch.Tensor | float, maximize: bool = True) -> torch.Tensor:
         """P(Y > best) (or P(Y < best) when minimising); shape `batch_shape`."""
@@ -257,7 +369,7 @@ class RiemannDistribution:
         return 1.0 - c if maximize else c
 
     def ucb(self, beta: float = 2.0, maximize: bool = True) -> torch.Tensor:
-        """Upper confidence bound `mean + sqrt(beta) * std` (BoTorch's convention).
+        """Upper confidence bound `mean + sqrt(beta) * std` (BoTorch's convention), shape `batch_shape`.
 
         With `maximize=False` returns `-mean + sqrt(beta) * std`, so larger is better
         in both cases.
@@ -266,25 +378,49 @@ class RiemannDistribution:
         return sign * self.mean + math.sqrt(beta) * self.stddev
 
     # --- transforms -------------------------------------------------------------------
+    def negate(self) -> RiemannDistribution:
+        """The distribution of `-Y` (tails swap sides; an affine `loc` changes sign)."""
+        return self._from_parts(self.log_probs.flip(-1), -self.borders.flip(-1),
+                                None if self.loc is None else -self.loc, self.scale)
+
     def affine(self, loc: torch.Tensor | float, scale: torch.Tensor | float) -> RiemannDistribution:
-        """The distribution of `loc + scale * Y` for positive `scale` (broadcast to `batch_shape`)."""
-        loc = torch.as_tensor(loc, dtype=torch.float32, device=self.log_probs.device)
-        scale = torch.as_tensor(scale, dtype=torch.float32, device=self.log_probs.device)
-        if (scale <= 0).any():
-            raise ValueError("affine scale must be positive")
-        borders = self.borders * scale.unsqueeze(-1) + loc.unsqueeze(-1)
-        out = RiemannDistribution.__new__(RiemannDistribution)
-        out.log_probs, out.borders = self.log_probs, borders
-        return out
+        """The distribution of `loc + scale * Y`.
+
+        Args:
+            loc: A float or a tensor broadcastable to `batch_shape`.
+            scale: A positive float or tensor broadcastable to `batch_shape`.
+
+        Returns:
+            A distribution sharing this one's table and borders, with `loc` and `scale` kept
+            in float64 (composed with this one's affine, if any).
+        """
+        device = self.log_probs.device
+        loc = torch.as_tensor(loc, dtype=torch.float64, device=device)
+        scale = torch.as_tensor(scale, dtype=torch.float64, device=device)
+        if not bool(((scale > 0) & torch.isfinite(scale)).all()) or not bool(torch.isfinite(loc).all()):
+            raise ValueError("affine scale must be positive and finite, and loc finite")
+        try:
+            shape = torch.broadcast_shapes(loc.shape, scale.shape, self.batch_shape)
+        except RuntimeError:
+            shape = None
+        if shape != self.batch_shape:
+            raise ValueError(f"affine loc {tuple(loc.shape)} and scale {tuple(scale.shape)} must broadcast to the "
+                             f"batch shape {tuple(self.batch_shape)}")
+        if self.loc is not None:  # loc + scale * (loc_0 + scale_0 * Y)
+            loc, scale = loc + scale * self.loc, scale * self.scale
+        return self._from_parts(self.log_probs, self.borders, loc, scale)
 
     def __getitem__(self, index) -> RiemannDistribution:
-        out = RiemannDistribution.__new__(RiemannDistribution)
-        out.log_probs = self.log_probs[index]
-        out.borders = self.borders if self.borders.dim() == 1 else self.borders.expand(*self.batch_shape, -1)[index]
-        return out
+        """The distributions at `index` of the batch (borders, `loc` and `scale` indexed alike)."""
+        shape = self.batch_shape
+        borders = self.borders if self.borders.dim() == 1 else self.borders.expand(*shape, -1)[index]
+        loc = None if self.loc is None else self.loc.expand(shape)[index]
+        scale = None if self.scale is None else self.scale.expand(shape)[index]
+        return self._from_parts(self.log_probs[index], borders, loc, scale)
 
     def __repr__(self) -> str:
-        return f"RiemannDistribution(batch_shape={tuple(self.batch_shape)}, buckets={self.log_probs.shape[-1]})"
+        affine = "" if self.loc is None else ", affine=True"
+        return f"RiemannDistribution(batch_shape={tuple(self.batch_shape)}, buckets={self.log_probs.shape[-1]}{affine})"
 
 
 def bar_nll(logits: torch.Tensor, borders: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -6,11 +6,19 @@ density integrates to one, the cdf is its integral, `icdf` inverts the cdf, `sam
 follows the cdf, and the moments and acquisition values agree with numerical integrals of the
 density and with Monte Carlo on `sample()` (within a few Monte-Carlo standard errors).
 Tolerances allow for float32 inputs: near a border, `y` is only known to an ulp.
+
+Beyond the density: each border belongs to the piece above it (log_prob is right-continuous);
+`affine` keeps float64 `loc`/`scale` beside the standardised borders, so targets far from zero
+keep their precision; statistics computed in chunks of rows equal the whole batch at once,
+allocate no temporaries of the table's size, and have finite-difference gradients in the logits.
 """
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +26,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pfn import riemann
 from pfn.riemann import RiemannDistribution, bar_nll, borders_from_samples
 
 HALF_NORMAL_MEDIAN = 0.6744897501960817
@@ -267,6 +276,32 @@ def test_log_prob_is_constant_inside_inner_buckets_and_equals_mass_over_width():
         assert torch.allclose(batched.log_prob(ys), torch.full((5,), expected), atol=1e-6)
 
 
+# K = 5 buckets: b_0 and b_1 bound the left tail's bucket, b_4 and b_5 the right tail's.
+EDGE_BORDERS = [-2.0, -1.0, 0.0, 0.5, 2.0, 3.0]
+EDGE_LOGITS = [0.3, -0.2, 0.5, 0.1, -0.4]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("i", [0, 1, 2, 4, 5], ids=["b_0", "b_1", "inner b_2", "b_K-1", "b_K"])
+def test_log_prob_at_a_border_is_the_limit_from_above(i, dtype):
+    borders = torch.tensor(EDGE_BORDERS, dtype=dtype)
+    dist = RiemannDistribution(torch.tensor(EDGE_LOGITS, dtype=dtype), borders)
+    above = torch.nextafter(borders[i], torch.tensor(math.inf, dtype=dtype))
+    # One ulp above, the tails' log density moves by at most |z| / s * ulp (< 1e-6 here).
+    assert torch.allclose(dist.log_prob(borders[i]), dist.log_prob(above), rtol=0, atol=1e-6)
+    assert torch.allclose(dist.cdf(borders[i]), dist.cdf(above), rtol=0, atol=1e-6)
+
+
+def test_log_prob_at_the_last_inner_border_is_the_right_tails_density():
+    borders = torch.tensor(EDGE_BORDERS)
+    dist = RiemannDistribution(torch.tensor(EDGE_LOGITS), borders)
+    s_right = (borders[-1] - borders[-2]) / HALF_NORMAL_MEDIAN
+    tail_at_zero = dist.log_probs[-1] + 0.5 * math.log(2 / math.pi) - torch.log(s_right)
+    assert torch.allclose(dist.log_prob(borders[-2]), tail_at_zero, atol=1e-6)
+    # b_1 belongs to the inner bucket above it: the density there is mass / width.
+    assert torch.allclose(dist.log_prob(borders[1]), dist.log_probs[1] - torch.log(borders[2] - borders[1]), atol=1e-6)
+
+
 def test_bar_nll_is_negative_log_prob():
     logits = torch.randn(2, 3, 10, generator=torch.Generator().manual_seed(0))
     borders = torch.linspace(-2, 2, 11)
@@ -420,17 +455,91 @@ def test_affine_accepts_per_element_loc_and_scale():
     dist = RiemannDistribution(torch.randn(3, 8, generator=torch.Generator().manual_seed(0)), torch.linspace(-1, 1, 9))
     loc, scale = torch.tensor([0.0, 10.0, -5.0]), torch.tensor([1.0, 2.0, 0.5])
     t = dist.affine(loc, scale)
-    assert torch.allclose(t.mean, loc + scale * dist.mean, atol=1e-5)
-    assert torch.allclose(t.stddev, scale * dist.stddev, atol=1e-5)
-    assert torch.allclose(t[1].mean, 10.0 + 2.0 * dist[1].mean, atol=1e-5)
+    assert torch.allclose(t.mean, (loc + scale * dist.mean).double(), atol=1e-5)
+    assert torch.allclose(t.stddev, (scale * dist.stddev).double(), atol=1e-5)
+    assert torch.allclose(t[1].mean, 10.0 + 2.0 * dist[1].mean.double(), atol=1e-5)
 
 
 def test_affine_rejects_non_positive_scale():
     dist = RiemannDistribution(torch.zeros(5), torch.linspace(0, 1, 6))
-    with pytest.raises(ValueError, match="positive"):
-        dist.affine(0.0, 0.0)
-    with pytest.raises(ValueError, match="positive"):
-        dist.affine(0.0, -1.0)
+    for scale in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="positive"):
+            dist.affine(0.0, scale)
+
+
+def test_affine_rejects_loc_and_scale_that_do_not_broadcast_to_the_batch():
+    dist = RiemannDistribution(torch.zeros(3, 5), torch.linspace(0, 1, 6))
+    with pytest.raises(ValueError, match="broadcast to the batch shape"):
+        dist.affine(torch.zeros(4), 1.0)
+    with pytest.raises(ValueError, match="broadcast to the batch shape"):
+        dist.affine(0.0, torch.ones(2, 3))
+
+
+def far_from_zero() -> tuple[RiemannDistribution, RiemannDistribution, torch.Tensor]:
+    """A standardised batch of 6, the same affined by `loc=1e9, scale=2`, and a point of each piece kind."""
+    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0))
+    dist = RiemannDistribution(logits, torch.linspace(-3, 3, 51))
+    # Left tail (beyond b_0 and inside the bucket), inner buckets, right tail (inside and beyond b_K).
+    points = torch.tensor([-4.0, -2.95, -0.61, 1.37, 2.97, 3.8])
+    return dist, dist.affine(1e9, 2.0), points
+
+
+def test_affine_far_from_zero_keeps_distinct_float64_values():
+    dist, t, _ = far_from_zero()
+    tol = 1e-6 * 2 * 6  # 1e-6 of the spread of the borders in value units
+    assert t.mean.dtype == torch.float64
+    torch.testing.assert_close(t.mean - 1e9, 2 * dist.mean.double(), rtol=0, atol=tol)
+    torch.testing.assert_close(t.stddev, 2 * dist.stddev.double(), rtol=1e-6, atol=0)
+    torch.testing.assert_close(t.ucb(2.0) - 1e9, 2 * dist.ucb(2.0).double(), rtol=0, atol=tol)
+    quantiles = torch.stack([t.icdf(q) for q in np.linspace(0.01, 0.99, 40)])
+    expected = torch.stack([dist.icdf(q) for q in np.linspace(0.01, 0.99, 40)]).double()
+    torch.testing.assert_close(quantiles - 1e9, 2 * expected, rtol=0, atol=tol)
+    assert quantiles.unique().numel() == quantiles.numel()
+    samples = t.sample((2000,), generator=torch.Generator().manual_seed(0))
+    # Distinct up to collisions of the standardised float32 draws.
+    assert samples.dtype == torch.float64 and samples.unique().numel() >= 0.99 * samples.numel()
+    assert ((samples.mean(0) - t.mean).abs() <= 5 * t.stddev / math.sqrt(2000)).all()
+
+
+def test_affine_far_from_zero_has_the_standardised_density_minus_log_scale():
+    dist, t, points = far_from_zero()
+    y = 1e9 + 2 * points.double()
+    lp = t.log_prob(y)
+    assert torch.isfinite(lp).all()
+    torch.testing.assert_close(lp, dist.log_prob(points).double() - math.log(2.0), rtol=0, atol=1e-5)
+    torch.testing.assert_close(t.cdf(y), dist.cdf(points), rtol=0, atol=1e-6)
+    for maximize in (True, False):
+        ei = dist.expected_improvement(points, maximize=maximize).double()
+        torch.testing.assert_close(t.expected_improvement(y, maximize=maximize), 2 * ei, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(t.probability_of_improvement(y, maximize=maximize),
+                                   dist.probability_of_improvement(points, maximize=maximize), rtol=0, atol=1e-6)
+
+
+def test_chained_affines_compose_in_float64():
+    dist, _, points = far_from_zero()
+    chained, direct = dist.affine(3.0, 2.0).affine(1e9, 4.0), dist.affine(1e9 + 12.0, 8.0)
+    assert chained.loc.dtype == torch.float64 and float(chained.loc) == 1e9 + 12.0 and float(chained.scale) == 8.0
+    y = 1e9 + 12.0 + 8.0 * points.double()
+    for stat in (lambda d: d.mean, lambda d: d.stddev, lambda d: d.icdf(0.3), lambda d: d.log_prob(y),
+                 lambda d: d.expected_improvement(y)):
+        torch.testing.assert_close(stat(chained), stat(direct))
+
+
+def test_outputs_in_value_units_are_float64_only_with_an_affine():
+    dist, t, points = far_from_zero()
+    values = (lambda d, y: d.mean, lambda d, y: d.stddev, lambda d, y: d.variance, lambda d, y: d.icdf(0.5),
+              lambda d, y: d.sample((2,)), lambda d, y: d.expected_improvement(y), lambda d, y: d.ucb(),
+              lambda d, y: d.log_prob(y))
+    probabilities = (lambda d, y: d.cdf(y), lambda d, y: d.probability_of_improvement(y), lambda d, y: d.probs)
+    for stat in values + probabilities:
+        assert stat(dist, points).dtype == torch.float32
+    for stat in values:
+        assert stat(t, 1e9 + 2 * points.double()).dtype == torch.float64
+    for stat in probabilities:
+        assert stat(t, 1e9 + 2 * points.double()).dtype == torch.float32
+    in_float64 = RiemannDistribution(dist.log_probs.double(), dist.borders)
+    for stat in values + probabilities:
+        assert stat(in_float64, points).dtype == torch.float64
 
 
 @PROPS
@@ -466,6 +575,27 @@ def test_indexing_selects_batch_elements():
     assert torch.allclose(dist[:, 0].cdf(0.3), dist.cdf(0.3)[:, 0])
 
 
+def test_indexing_and_negation_keep_the_affine():
+    g = torch.Generator().manual_seed(0)
+    dist = RiemannDistribution(torch.randn(2, 3, 8, generator=g), torch.linspace(-1, 1, 9))
+    loc, scale = torch.tensor([1e9, -5.0, 0.0], dtype=torch.float64), torch.tensor([2.0, 0.5, 3.0])
+    t = dist.affine(loc, scale)  # per-column loc and scale, broadcast over the first batch dimension
+    y = (loc + scale * torch.tensor([-1.5, 0.3, 1.7])).expand(2, 3)
+    for index in ((1, 2), (0,), (slice(None), 0), (slice(None), slice(1, None))):
+        part = t[index]
+        assert part.batch_shape == t.mean[index].shape
+        torch.testing.assert_close(part.mean, t.mean[index])
+        torch.testing.assert_close(part.icdf(0.3), t.icdf(0.3)[index])
+        torch.testing.assert_close(part.log_prob(y[index]), t.log_prob(y)[index])
+    neg = t.negate()
+    torch.testing.assert_close(neg.mean, -t.mean)
+    torch.testing.assert_close(neg.stddev, t.stddev)
+    torch.testing.assert_close(neg.icdf(0.3), -t.icdf(0.7), rtol=0, atol=1e-5)
+    torch.testing.assert_close(neg.log_prob(-y), t.log_prob(y))
+    torch.testing.assert_close(neg.expected_improvement(-y), t.expected_improvement(y, maximize=False))
+    torch.testing.assert_close(neg[1, 0].mean, -t.mean[1, 0])
+
+
 def test_per_element_borders_match_shared_borders():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(4, 6, generator=g)
@@ -477,3 +607,95 @@ def test_per_element_borders_match_shared_borders():
         assert torch.allclose(getattr(each, method)(y), getattr(shared, method)(y), atol=1e-6), method
     assert torch.allclose(each.icdf(0.3), shared.icdf(0.3), atol=1e-6)
     assert torch.allclose(each.mean, shared.mean) and torch.allclose(each.variance, shared.variance)
+
+
+# --- chunked evaluation, memory and gradients ------------------------------------------------------
+
+def statistics(dist: RiemannDistribution, y: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every statistic of `dist`, at value-unit points `y` and levels `q` where one is needed."""
+    return {
+        "mean": dist.mean, "variance": dist.variance, "stddev": dist.stddev, "log_prob": dist.log_prob(y),
+        "cdf": dist.cdf(y), "icdf": dist.icdf(q), "ei_max": dist.expected_improvement(y),
+        "ei_min": dist.expected_improvement(y, maximize=False), "pi_max": dist.probability_of_improvement(y),
+        "pi_min": dist.probability_of_improvement(y, maximize=False), "ucb_max": dist.ucb(),
+        "ucb_min": dist.ucb(maximize=False),
+    }
+
+
+def row_offset_distribution(per_row_borders: bool) -> RiemannDistribution:
+    """A `4 x 5` batch, 12 buckets, each row far from the others (by its borders or its affine `loc`)."""
+    g = torch.Generator().manual_seed(0)
+    logits = 2 * torch.randn(4, 5, 12, generator=g)
+    borders = torch.cumsum(torch.rand(4, 5, 13, generator=g) + 0.05, -1) - 3
+    offsets = 100.0 * torch.arange(20.0).view(4, 5)
+    scale = torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0])
+    if per_row_borders:
+        return RiemannDistribution(logits, borders + offsets.unsqueeze(-1)).affine(0.0, scale)
+    return RiemannDistribution(logits, borders[0, 0]).affine(offsets, scale)
+
+
+@pytest.mark.parametrize("per_row_borders", [False, True], ids=["shared borders", "per-row borders"])
+def test_statistics_in_chunks_of_rows_equal_the_whole_batch_at_once(monkeypatch, per_row_borders):
+    dist = row_offset_distribution(per_row_borders)
+    g = torch.Generator().manual_seed(1)
+    y = dist.icdf(torch.rand(4, 5, generator=g)) + torch.randn(4, 5, generator=g, dtype=torch.float64)
+    q = torch.rand(4, 5, generator=g)
+    whole = statistics(dist, y, q)
+    monkeypatch.setattr(riemann, "_CHUNK_ELEMENTS", 3 * 12)  # 3 rows per chunk, the last one partial
+    chunked = statistics(dist, y, q)
+    for name, value in whole.items():
+        torch.testing.assert_close(chunked[name], value, msg=name)
+    # Samples land in their own row (rows are 100 apart, far beyond their spread).
+    samples = dist.sample((50,), generator=g)
+    assert samples.shape == (50, 4, 5)
+    assert ((samples - dist.mean).abs() <= 20 * dist.stddev).all()
+
+
+MEMORY_SCRIPT = """
+import sys, torch
+from pfn.riemann import RiemannDistribution
+
+def kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+n, k = 25_000, 1000
+table = torch.rand(n, k)  # normalised in place: no temporaries of the table's size
+table /= table.sum(-1, keepdim=True)
+dist = RiemannDistribution(table.log_(), torch.linspace(-3, 3, k + 1), normalized=True).affine(1e9, 2.0)
+y = 1e9 + torch.randn(n, dtype=torch.float64)
+baseline = kib("VmRSS")
+stats = [dist.mean, dist.stddev, dist.log_prob(y), dist.cdf(y), dist.icdf(0.7), dist.expected_improvement(y),
+         dist.expected_improvement(y, maximize=False), dist.sample()]
+print((kib("VmHWM") - baseline) * 1024 / (table.numel() * table.element_size()))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads peak memory from /proc/self/status")
+def test_statistics_of_a_large_batch_allocate_no_temporaries_of_the_tables_size():
+    proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    added = float(proc.stdout.strip().splitlines()[-1])
+    # Chunk-sized temporaries only (a few 4 MiB); the unchunked math added 2-5 tables.
+    assert added < 1.0, f"the statistics added {added:.2f} times the log-probability table's memory"
+
+
+GRADIENT_STATISTICS = ("mean", "variance", "stddev", "log_prob", "cdf", "icdf", "ei_max", "ei_min", "pi_max",
+                       "pi_min", "ucb_max", "ucb_min")
+
+
+@pytest.mark.parametrize("name", GRADIENT_STATISTICS)
+def test_statistics_have_the_finite_difference_gradient_in_the_logits(monkeypatch, name):
+    monkeypatch.setattr(riemann, "_CHUNK_ELEMENTS", 2 * 8)  # 2 rows per chunk: gradients cross chunks
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    borders = torch.tensor([-3.0, -1.5, -1.0, -0.2, 0.4, 0.9, 1.6, 2.0, 3.5], dtype=torch.float64)
+    loc, scale = torch.tensor([0.5, -2.0, 0.0, 1.0, 3.0], dtype=torch.float64), 1.5
+    y = loc + scale * torch.tensor([-4.0, -1.2, 0.1, 1.8, 3.0], dtype=torch.float64)  # tails and inner buckets
+    q = torch.tensor([0.02, 0.3, 0.5, 0.77, 0.99], dtype=torch.float64)
+
+    def statistic(logits: torch.Tensor) -> torch.Tensor:
+        return statistics(RiemannDistribution(logits, borders).affine(loc, scale), y, q)[name]
+
+    assert torch.autograd.gradcheck(statistic, (logits,))
