@@ -62,17 +62,33 @@ class ModelConfig(_Config):
             raise ValueError("max_features, n_layers and d_ff must be >= 1, n_buckets >= 3 and max_classes >= 2")
 
 
+INIT_PARTS = ("auto", "all", "transformer")
+
+
 @dataclass(frozen=True)
 class TrainConfig(_Config):
-    """How to train: optimiser, schedule, batches, checkpoints.
+    """How to train: optimiser, schedule, batches, precision, checkpoints, initialisation.
 
     Each step draws `batch_size * accumulate` datasets of `n_points` rows with a feature
-    count uniform in `[min_features, max_features]` and a context size drawn per step,
-    uniform in `[min_context, max_context]`; the remaining rows are queries.
+    count uniform in `[min_features, max_features]` and a context size uniform in
+    `[min_context, max_context]`, drawn once per step, or per dataset with `mixed_context`
+    (the batch then pads the shorter contexts: the model trains on datasets of different
+    context sizes in one batch); the remaining rows are queries.
 
-    `init_from`, a checkpoint folder, initialises the transformer (not the head) from that
-    model's weights, which must have the same architecture: fine-tuning, e.g. a classifier
-    from a regression model that has already learned to read its context.
+    `amp` runs the forward pass under bf16 autocast on the CPU and the GPU alike (fp32 master
+    weights and fp32 validation). It is off by default: on a CPU it pays only for wide models
+    (measure it; on the project's 2 cores, faster at width 256, slower at width 96-128).
+    Checkpoints trained before `amp` covered the CPU record `amp: true` but ran in fp32 there.
+    A checkpoint is written every `checkpoint_every` steps, the validation NLL computed every
+    `val_every` steps on `val_batches` fixed prior batches.
+
+    `init_from` starts the run from a trained model: a shipped name (e.g. "gp") or a checkpoint
+    or run folder. `init_parts="all"` takes the whole model, head and its state (bucket
+    borders) included, and needs the same architecture; `"transformer"` takes only the
+    transformer and gives the head a fresh start, e.g. a classifier fine-tuned from a regression
+    model that has already learned to read its context; `"auto"` is "all" where the head kind is
+    the same and "transformer" otherwise. Either way the optimiser and warm-up start afresh, and
+    the source's stages are kept in the new checkpoint's record (its lineage).
     """
 
     steps: int = 1000
@@ -85,21 +101,32 @@ class TrainConfig(_Config):
     n_points: int = 150
     min_context: int = 1
     max_context: int = 100
+    mixed_context: bool = False
     min_features: int = 1
     max_features: int = 4
     seed: int = 0
-    amp: bool = True
+    amp: bool = False
     device: str = "auto"
     checkpoint_every: int = 500
     val_every: int = 500
     val_batches: int = 8
     border_samples: int = 200_000
     init_from: str | None = None
+    init_parts: str = "auto"
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_context <= self.max_context < self.n_points:
-            raise ValueError("need 1 <= min_context <= max_context < n_points (at least one query)")
+            raise ValueError(f"need 1 <= min_context <= max_context < n_points (at least one query), got min_context="
+                             f"{self.min_context}, max_context={self.max_context}, n_points={self.n_points}")
         if not 1 <= self.min_features <= self.max_features:
-            raise ValueError("need 1 <= min_features <= max_features")
-        if min(self.steps, self.batch_size, self.accumulate) < 1:
-            raise ValueError("steps, batch_size and accumulate must be >= 1")
+            raise ValueError(f"need 1 <= min_features <= max_features, got {self.min_features} and {self.max_features}")
+        counts = {name: getattr(self, name) for name in ("steps", "batch_size", "accumulate", "checkpoint_every",
+                                                         "val_every", "val_batches", "border_samples")}
+        bad = {name: value for name, value in counts.items() if value < 1}
+        if bad:
+            raise ValueError(f"{', '.join(f'{k}={v}' for k, v in bad.items())}: must be >= 1")
+        if self.warmup_steps < 0 or not self.lr > 0 or not self.grad_clip > 0:
+            raise ValueError(f"need warmup_steps >= 0, lr > 0 and grad_clip > 0, got {self.warmup_steps}, {self.lr} "
+                             f"and {self.grad_clip}")
+        if self.init_parts not in INIT_PARTS:
+            raise ValueError(f"init_parts={self.init_parts!r} is not one of {INIT_PARTS}")

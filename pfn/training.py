@@ -2,41 +2,78 @@
 
 `train(prior, model_config, train_config, out_dir)` draws fresh prior batches each step
 and minimises the negative log density of the query targets. It supports AdamW with
-warm-up and cosine decay, gradient clipping and accumulation, bf16 autocast on GPU, a
-progress bar, a held-out validation NLL on fixed prior batches, periodic checkpoints with
-exact resume, and DistributedDataParallel under `torchrun` (each rank its own batches).
+warm-up and cosine decay, gradient clipping and accumulation, bf16 autocast (CPU and GPU,
+fp32 master weights), a progress bar, a held-out validation NLL on fixed prior batches,
+atomic checkpoints with exact resume (`pfn.run_state`), continuing a trained model
+(`TrainConfig.init_from`) with its lineage, and DistributedDataParallel under `torchrun`
+(each rank its own batches).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
+from collections.abc import Collection
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from pfn.checkpoint import WEIGHTS, _atomic_write, save_checkpoint
+from pfn.checkpoint import model_from, read_checkpoint, resolve
 from pfn.config import ModelConfig, TrainConfig
 from pfn.heads import head_class
 from pfn.model import PFN
+from pfn.run_state import open_run, restore_train_state, resume_changes, save_run_checkpoint, stages
 from priors.batch import Batch
-
-STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
-    """`"auto"` is the GPU where there is one, else the CPU; any other name as torch reads it."""
+    """`"auto"` is the GPU where there is one, else the CPU; any other name as torch reads it.
+
+    Raises:
+        ValueError: naming `name`, if it is not a torch device or not available here (e.g.
+            "cuda" on a CPU-only build).
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={name!r} is not a torch device ({err}); use 'auto', 'cpu' or 'cuda'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but torch sees no CUDA GPU here (torch {torch.__version__}, "
+                         "torch.cuda.is_available() is False); use 'cpu' or 'auto'")
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:
+        raise ValueError(f"device={name!r} is not available here ({err}); use 'cpu' or 'auto'") from None
+    return device
+
+
+def check_configs(model_config: ModelConfig, train_config: TrainConfig) -> None:
+    """Refuses a train config whose batches the model cannot read whole.
+
+    Raises:
+        ValueError: if `train_config.max_features` exceeds `model_config.max_features`.
+    """
+    if train_config.max_features > model_config.max_features:
+        raise ValueError(f"train.max_features={train_config.max_features} exceeds model.max_features="
+                         f"{model_config.max_features}: the model would drop the extra features; raise "
+                         "model.max_features or lower train.max_features")
+
+
+def check_prior_fits_head(model: PFN, prior: Any, batch: Batch) -> None:
+    """Refuses a prior whose batches lack what the model's head needs (e.g. `meta["n_classes"]`)."""
+    try:
+        model.head.task_of_batch(batch)
+    except KeyError as err:
+        raise ValueError(f"prior {type(prior).__name__} does not produce what head {model.config.head!r} needs: "
+                         f"{err.args[0]}") from None
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -48,11 +85,17 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 def draw_batch(prior: Any, cfg: TrainConfig, generator: torch.Generator, device: torch.device) -> Batch:
-    """One training batch: feature count and context size drawn from `generator`."""
+    """One training batch: feature count and context size drawn from `generator`.
+
+    With `cfg.mixed_context`, each dataset draws its own context size; the batch's `n_context`
+    is the largest and the slots past a dataset's size are padding (`Batch.context_mask`).
+    """
     n_features = int(torch.randint(cfg.min_features, cfg.max_features + 1, (1,), generator=generator, device=device))
-    n_context = int(torch.randint(cfg.min_context, cfg.max_context + 1, (1,), generator=generator, device=device))
-    return prior.sample(cfg.batch_size, cfg.n_points, n_features, generator=generator, device=device,
-                        n_context=n_context)
+    n_sizes = cfg.batch_size if cfg.mixed_context else 1
+    sizes = torch.randint(cfg.min_context, cfg.max_context + 1, (n_sizes,), generator=generator, device=device)
+    batch = prior.sample(cfg.batch_size, cfg.n_points, n_features, generator=generator, device=device,
+                         n_context=int(sizes.max()))
+    return batch.with_context_sizes(sizes) if cfg.mixed_context else batch
 
 
 def initial_head_state(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
@@ -71,107 +114,127 @@ def initial_head_state(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
     return head_class(model_cfg.head).initial_state(model_cfg, draw_targets)
 
 
-def init_transformer(model: PFN, folder: Path) -> None:
-    """Copies the transformer weights of the checkpoint in `folder` into `model` (same architecture)."""
-    prefix = "transformer."
-    state = {k[len(prefix):]: v for k, v in load_file(str(folder / WEIGHTS)).items() if k.startswith(prefix)}
-    try:
-        model.transformer.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"init_from={str(folder)!r}: its transformer does not match this architecture: "
-                         f"{err}") from None
+def initial_model(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
+                  device: torch.device) -> tuple[PFN, dict[str, Any]]:
+    """A fresh model, or one initialised from `cfg.init_from` (see `TrainConfig`).
+
+    Returns:
+        The model (on the CPU) and the record entries of its origin: "init_from", "init_parts"
+        and "lineage" (the source's stages), empty for a fresh model.
+    """
+    if cfg.init_from is None:
+        return PFN(model_cfg, initial_head_state(prior, model_cfg, cfg, device)), {}
+    folder = resolve(cfg.init_from)
+    config, state = read_checkpoint(folder)
+    source = model_from(config, state, folder)
+    parts = cfg.init_parts
+    if parts == "auto":
+        parts = "all" if source.config.head == model_cfg.head else "transformer"
+    if parts == "all":
+        if source.config != model_cfg:
+            diffs = [f"{k}: {v} -> {getattr(model_cfg, k)}" for k, v in source.config.to_dict().items()
+                     if getattr(model_cfg, k) != v]
+            raise ValueError(f"init_from={cfg.init_from!r} has another architecture ({'; '.join(diffs)}); continue "
+                             "it with its own model config, or take only its transformer with init_parts='transformer'")
+        model = PFN(model_cfg, source.head.saved_state())
+        model.load_state_dict(source.state_dict())
+    else:
+        model = PFN(model_cfg, initial_head_state(prior, model_cfg, cfg, device))
+        try:
+            model.transformer.load_state_dict(source.transformer.state_dict())
+        except RuntimeError as err:
+            raise ValueError(f"init_from={cfg.init_from!r}: its transformer does not match this architecture: "
+                             f"{err}") from None
+    return model, {"init_from": str(cfg.init_from), "init_parts": parts, "lineage": stages(config)}
 
 
 def validation_batches(prior: Any, cfg: TrainConfig, device: torch.device) -> list[Batch]:
+    """`cfg.val_batches` fixed prior batches (seeded by `cfg.seed`), the same for every run of a config."""
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 104729)
     return [draw_batch(prior, cfg, gen, device) for _ in range(cfg.val_batches)]
 
 
 @torch.no_grad()
-def validation_nll(model: PFN, batches: list[Batch], autocast) -> float:
+def validation_nll(model: PFN, batches: list[Batch]) -> float:
+    """Mean NLL of the query targets of `batches`, in fp32 whatever the training precision (so that
+    validation NLLs compare across `amp` settings and with earlier records)."""
     model.eval()
-    with autocast():
-        losses = [float(model.loss(b)) for b in batches]
+    losses = [float(model.loss(b)) for b in batches]
     model.train()
-    return sum(losses) / max(1, len(losses))
+    return sum(losses) / len(losses)
 
 
-def _rng_file(rank: int) -> str:
-    return f"rng_rank{rank}.safetensors"
+def _setup_distributed(device: torch.device) -> tuple[torch.device, int, int]:
+    """Joins the `torchrun` process group if there is one; returns (device of this rank, rank, world size)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device, 0, 1
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, dist.get_rank(), dist.get_world_size()
 
 
-def _save_train_state(out_dir: Path, step: int, opt: torch.optim.Optimizer, gen: torch.Generator,
-                      record: dict[str, Any], rank: int) -> None:
-    """Optimizer state (rank 0) and each rank's RNG state, as safetensors + JSON (no pickles)."""
-    _atomic_write(out_dir / _rng_file(rank), lambda p: save_file({"state": gen.get_state().cpu()}, str(p)))
-    if rank != 0:
-        return
-    sd = opt.state_dict()
-    tensors = {f"opt.{i}.{k}": v.detach().cpu().contiguous() for i, st in sd["state"].items() for k, v in st.items()}
-    _atomic_write(out_dir / STATE_TENSORS, lambda p: save_file(tensors, str(p)))
-    meta = {"step": step, "param_groups": sd["param_groups"], "record": record}
-    _atomic_write(out_dir / STATE_JSON, lambda p: p.write_text(json.dumps(meta)))
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({os.cpu_count()} cores)"
 
 
-def _load_train_state(out_dir: Path, opt: torch.optim.Optimizer, gen: torch.Generator, rank: int) -> tuple[int, dict]:
-    meta = json.loads((out_dir / STATE_JSON).read_text())
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in load_file(str(out_dir / STATE_TENSORS)).items():
-        _, idx, name = key.split(".", 2)
-        state.setdefault(int(idx), {})[name] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    gen.set_state(load_file(str(out_dir / _rng_file(rank)))["state"])
-    return meta["step"], meta["record"]
+def _starting_point(prior: Any, model_config: ModelConfig, cfg: TrainConfig, device: torch.device,
+                    saved: Path | None, allow_change: Collection[str]) -> tuple[PFN, dict[str, Any]]:
+    """The model and record a run starts from: its newest checkpoint `saved` (after the resume
+    checks, see `train`) or `initial_model`."""
+    if saved is None:
+        model, origin = initial_model(prior, model_config, cfg, device)
+        return model, {"steps": 0, "tables": 0, "wall_time_s": 0.0, "train_loss": None, "val_loss": None, **origin}
+    config, state = read_checkpoint(saved)
+    changes = resume_changes(config, prior.to_dict(), model_config, cfg, allow_change, saved.parent)
+    record = config["record"]
+    if changes:
+        record["changes"] = record.get("changes", []) + [{"step": record["steps"], **c} for c in changes]
+    return model_from(config, state, saved), record
 
 
 def train(
     prior: Any, model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path | None = None,
-    *, progress: bool = True, stop_after: int | None = None,
+    *, progress: bool = True, stop_after: int | None = None, allow_change: Collection[str] = (),
 ) -> PFN:
-    """Trains a PFN on `prior`; returns the trained model (also saved to `out_dir`).
+    """Trains a PFN on `prior`; returns the trained model (also saved to `out_dir`, see `pfn.run_state`).
 
-    If `out_dir` holds the state of an interrupted run of the same config, training
-    resumes from it exactly. `stop_after` ends the run early after that many total steps
-    (with a checkpoint), as an interruption would.
+    If `out_dir` holds a run, training resumes from its newest checkpoint exactly, provided the
+    configuration is the same: a different architecture is refused, and so is any other
+    difference unless its field is in `allow_change` (`TrainConfig` field names, or "prior"),
+    in which case the run continues with the change, recorded in its record's "changes".
+    `stop_after` ends the run early after that many total steps (with a checkpoint), as an
+    interruption would.
     """
     cfg = train_config
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = resolve_device(cfg.device)
-    rank, world = 0, 1
-    if distributed:
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
+    check_configs(model_config, cfg)
+    if stop_after is not None and stop_after < 0:
+        raise ValueError(f"stop_after={stop_after} must be >= 0")
+    device, rank, world = _setup_distributed(resolve_device(cfg.device))
+    out = Path(out_dir) if out_dir is not None else None
+    saved = open_run(out) if out is not None else None
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    head_state = initial_head_state(prior, model_config, cfg, device)
-    info = {"prior": prior.to_dict(), "train": cfg.to_dict()}
-    model = PFN(model_config, head_state, info).to(device)
-    ddp = DistributedDataParallel(model) if distributed else model
+    model, record = _starting_point(prior, model_config, cfg, device, saved, allow_change)
+    model.info = {"prior": prior.to_dict(), "train": cfg.to_dict(), "record": record}
+    model.to(device).train()
+    ddp = DistributedDataParallel(model) if world > 1 else model
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003 * (rank + 1))
-    use_amp = cfg.amp and device.type == "cuda"
-
-    def autocast():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
-
-    out = Path(out_dir) if out_dir is not None else None
-    step, record = 0, {"wall_time_s": 0.0, "train_loss": None, "val_loss": None}
-    if out is not None and (out / STATE_JSON).exists():
-        model.load_state_dict(load_file(str(out / WEIGHTS)))
-        step, record = _load_train_state(out, opt, gen, rank)
-    elif cfg.init_from is not None:
-        init_transformer(model, Path(cfg.init_from))
+    step = restore_train_state(saved, opt, gen, rank, world) if saved is not None else 0
+    first, saved_step = step, (step if saved is not None else None)
     val = validation_batches(prior, cfg, device)
+    check_prior_fits_head(model, prior, val[0])
     last = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", unit="step")
-    ema, t0, wall0 = None, time.perf_counter(), record["wall_time_s"]
-    model.train()
+    t0, wall0, tables_per_step = time.perf_counter(), record["wall_time_s"], cfg.batch_size * cfg.accumulate * world
+    record["device"] = _device_name(device)
     while step < last:
         for group in opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg)
@@ -179,47 +242,32 @@ def train(
         total = 0.0
         for micro in range(cfg.accumulate):
             batch = draw_batch(prior, cfg, gen, device)
-            sync = micro == cfg.accumulate - 1 or not distributed
-            with (nullcontext() if sync else ddp.no_sync()), autocast():
-                c = batch.n_context
-                logits = ddp(batch.x, batch.y[:, :c], batch.context_mask)
+            sync = micro == cfg.accumulate - 1 or world == 1
+            with (nullcontext() if sync else ddp.no_sync()), \
+                    torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                logits = ddp(batch.x, batch.y[:, :batch.n_context], batch.context_mask)
                 loss = model.batch_loss(logits, batch)
             (loss / cfg.accumulate).backward()
             total += float(loss.detach()) / cfg.accumulate
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         step += 1
-        ema = total if ema is None else 0.98 * ema + 0.02 * total
-        record["train_loss"] = ema
+        ema = record["train_loss"]
+        record["train_loss"] = total if ema is None else 0.98 * ema + 0.02 * total
         if step % cfg.val_every == 0 or step == cfg.steps:
-            record["val_loss"] = validation_nll(model, val, autocast)
-        record["wall_time_s"] = wall0 + time.perf_counter() - t0
+            record["val_loss"] = validation_nll(model, val)
+        record.update(steps=step, tables=record["tables"] + tables_per_step,
+                      wall_time_s=wall0 + time.perf_counter() - t0)
         bar.update(1)
         val_text = "-" if record["val_loss"] is None else f"{record['val_loss']:.3f}"
-        rate = step * cfg.batch_size * cfg.accumulate * world / max(1e-9, record["wall_time_s"])
-        bar.set_postfix(loss=f"{ema:.3f}", val=val_text, datasets_per_s=f"{rate:.0f}", refresh=False)
+        rate = (step - first) * tables_per_step / max(1e-9, record["wall_time_s"] - wall0)
+        bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=val_text, datasets_per_s=f"{rate:.0f}", refresh=False)
         if out is not None and (step % cfg.checkpoint_every == 0 or step == last):
-            _checkpoint(model, out, step, opt, gen, record, device, rank, distributed)
+            save_run_checkpoint(out, step, model, opt, gen, rank, world)
+            saved_step = step
     bar.close()
-    if distributed:
+    if out is not None and saved_step != step:  # e.g. stop_after=0 on a new run: its initial state
+        save_run_checkpoint(out, step, model, opt, gen, rank, world)
+    if world > 1:
         dist.barrier()
     return model.eval()
-
-
-def _checkpoint(model: PFN, out: Path, step: int, opt, gen, record: dict[str, Any], device: torch.device,
-                rank: int, distributed: bool) -> None:
-    model.info["record"] = {**record, "steps": step, "device": _device_name(device)}
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(model, out)
-    if distributed:
-        dist.barrier()
-    _save_train_state(out, step, opt, gen, record, rank)
-    if distributed:
-        dist.barrier()
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({os.cpu_count()} cores)"

@@ -1,4 +1,5 @@
-"""Checkpoints: safetensors + JSON round trip, manifest verification, clear failures, no pickles."""
+"""Checkpoints: safetensors + JSON round trip, checksums verified on every load, manifest verification,
+shipped names first, clear failures, no pickles."""
 
 from __future__ import annotations
 
@@ -12,10 +13,17 @@ from safetensors.torch import load_file, save_file
 
 import pfn
 import pfn.checkpoint as ckpt
-from pfn.checkpoint import CheckpointError, save_checkpoint, verify_shipped, write_manifest
+from pfn.checkpoint import (
+    CheckpointError,
+    save_checkpoint,
+    verify_checksums,
+    verify_shipped,
+    write_checksums,
+    write_manifest,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG, WEIGHTS = "config.json", "model.safetensors"
+CONFIG, WEIGHTS, CHECKSUMS = "config.json", "model.safetensors", "checksums.json"
 
 
 def queries(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -62,7 +70,11 @@ def test_saved_checkpoint_loads_with_identical_predictions(tmp_path, tiny_pfn):
 
 def test_checkpoint_folder_holds_only_safetensors_and_json(tmp_path, tiny_pfn):
     folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
-    assert sorted(p.name for p in folder.iterdir()) == [CONFIG, WEIGHTS]
+    assert sorted(p.name for p in folder.iterdir()) == [CHECKSUMS, CONFIG, WEIGHTS]
+    checksums = json.loads((folder / CHECKSUMS).read_text())
+    assert set(checksums) == {CONFIG, WEIGHTS}
+    for name, entry in checksums.items():
+        assert entry == {"sha256": ckpt.sha256_of(folder / name), "size": (folder / name).stat().st_size}
     config = json.loads((folder / CONFIG).read_text())
     assert config["model"] == tiny_pfn.config.to_dict()
     assert config["head_state"]["borders"] == pytest.approx(tiny_pfn.head.borders.tolist())
@@ -74,7 +86,7 @@ def test_saving_twice_overwrites_atomically(tmp_path, tiny_pfn):
     with torch.no_grad():
         tiny_pfn.head.proj.bias.add_(1.0)
     save_checkpoint(tiny_pfn, folder)
-    assert sorted(p.name for p in folder.iterdir()) == [CONFIG, WEIGHTS]  # no *.tmp left over
+    assert sorted(p.name for p in folder.iterdir()) == [CHECKSUMS, CONFIG, WEIGHTS]  # no *.tmp left over
     assert_same_predictions(tiny_pfn, pfn.load(folder))
 
 
@@ -83,7 +95,7 @@ def test_saving_twice_overwrites_atomically(tmp_path, tiny_pfn):
 def test_manifest_records_size_and_sha256_of_every_file(shipped):
     manifest = json.loads((shipped / "MANIFEST.json").read_text())
     files = {f["path"]: f for f in manifest["models"]["tiny"]["files"]}
-    assert set(files) == {f"tiny/{CONFIG}", f"tiny/{WEIGHTS}"}
+    assert set(files) == {f"tiny/{CHECKSUMS}", f"tiny/{CONFIG}", f"tiny/{WEIGHTS}"}
     for path, entry in files.items():
         assert entry["size"] == (shipped / path).stat().st_size
         assert entry["sha256"] == ckpt.sha256_of(shipped / path)
@@ -140,13 +152,73 @@ def test_tampered_shipped_file_of_same_size_raises_naming_the_file(shipped, fnam
     assert str(path) in str(err.value)
 
 
-def test_tampered_weights_would_otherwise_load_silently(shipped):
-    # Guard for the test above: flipping a bit near the end leaves a readable safetensors file.
+@pytest.mark.parametrize("fname", [WEIGHTS, CONFIG])
+def test_tampered_file_of_a_folder_loaded_by_path_raises_naming_it(tmp_path, tiny_pfn, fname):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    data = bytearray((folder / fname).read_bytes())
+    data[-5] ^= 0x01  # one bit: the file still parses, only the hash can tell
+    (folder / fname).write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=f"{folder / fname} does not match its sha256 in .*{CHECKSUMS}"):
+        pfn.load(folder)
+
+
+def test_damaged_shipped_model_loaded_by_its_folder_path_raises(shipped):
+    # Even with its own checksum record rewritten, the shipped folder is checked against the manifest.
     path = shipped / "tiny" / WEIGHTS
     data = bytearray(path.read_bytes())
     data[-5] ^= 0x01
     path.write_bytes(bytes(data))
-    assert pfn.load(shipped / "tiny") is not None  # a folder path skips the manifest
+    write_checksums(shipped / "tiny")
+    verify_checksums(shipped / "tiny")
+    for by_path in (shipped / "tiny", str(shipped / "tiny")):
+        with pytest.raises(CheckpointError, match=f"{shipped / 'tiny'}/.* does not match its sha256 in .*MANIFEST"):
+            pfn.load(by_path)
+
+
+def test_a_shipped_name_is_not_shadowed_by_a_local_folder(shipped, tiny_pfn, tmp_path, monkeypatch):
+    with torch.no_grad():
+        tiny_pfn.head.proj.bias.add_(1.0)
+    local = save_checkpoint(tiny_pfn, tmp_path / "cwd" / "tiny")
+    monkeypatch.chdir(tmp_path / "cwd")
+    shipped_model, local_model = pfn.load("tiny"), pfn.load(Path("tiny"))
+    assert not torch.equal(shipped_model.head.proj.bias, local_model.head.proj.bias)
+    assert torch.equal(shipped_model.head.proj.bias, pfn.load(shipped / "tiny").head.proj.bias)
+    assert torch.equal(local_model.head.proj.bias, pfn.load("./tiny").head.proj.bias)
+    assert torch.equal(local_model.head.proj.bias, pfn.load(local).head.proj.bias)
+
+
+def test_a_folder_without_its_checksum_record_is_refused(tmp_path, tiny_pfn):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    (folder / CHECKSUMS).unlink()
+    with pytest.raises(CheckpointError, match="checksums.json is missing.*write_checksums"):
+        pfn.load(folder)
+    write_checksums(folder)
+    assert_same_predictions(tiny_pfn, pfn.load(folder))
+
+
+@pytest.mark.parametrize("content", ["{ not json", "[1, 2]", '{"models": 3}'])
+def test_corrupt_manifest_raises_naming_it(shipped, content):
+    (shipped / "MANIFEST.json").write_text(content)
+    with pytest.raises(CheckpointError, match=f"{shipped / 'MANIFEST.json'} is not a valid manifest"):
+        pfn.load("tiny")
+
+
+def test_the_shipped_models_carry_their_checksums_and_verify():
+    root = ROOT / "pretrained"
+    names = sorted(ckpt.read_manifest(root)["models"])
+    assert names
+    for name in names:
+        assert verify_shipped(name, root=root) == root / name
+        verify_checksums(root / name)
+        listed = {f["path"] for f in ckpt.read_manifest(root)["models"][name]["files"]}
+        assert f"{name}/{CHECKSUMS}" in listed
+
+
+def test_pretrained_dir_is_the_repository_copy_unless_overridden(monkeypatch, tmp_path):
+    monkeypatch.delenv("PFN_PRETRAINED_DIR", raising=False)
+    assert ckpt._default_pretrained_dir() == ROOT / "pretrained"
+    monkeypatch.setenv("PFN_PRETRAINED_DIR", str(tmp_path))
+    assert ckpt._default_pretrained_dir() == tmp_path
 
 
 # --- unreadable checkpoint folders --------------------------------------------------------------
@@ -159,6 +231,7 @@ def test_tampered_weights_would_otherwise_load_silently(shipped):
 def test_garbage_weights_raise_checkpoint_error(tmp_path, tiny_pfn, content):
     folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
     (folder / WEIGHTS).write_bytes(content)
+    write_checksums(folder)
     with pytest.raises(CheckpointError) as err:
         pfn.load(folder)
     assert str(folder / WEIGHTS) in str(err.value)
@@ -168,6 +241,10 @@ def test_truncated_weights_in_a_folder_raise_checkpoint_error(tmp_path, tiny_pfn
     folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
     data = (folder / WEIGHTS).read_bytes()
     (folder / WEIGHTS).write_bytes(data[: len(data) - 100])
+    with pytest.raises(CheckpointError, match="is truncated or replaced") as err:
+        pfn.load(folder)
+    assert str(folder / WEIGHTS) in str(err.value)
+    write_checksums(folder)  # a file that was damaged before it was recorded: it cannot be read
     with pytest.raises(CheckpointError, match="truncated or corrupt") as err:
         pfn.load(folder)
     assert str(folder / WEIGHTS) in str(err.value)
@@ -178,11 +255,13 @@ def test_weights_of_another_architecture_raise_checkpoint_error(tmp_path, tiny_p
     state = load_file(str(folder / WEIGHTS))
     state.pop("head.proj.bias")
     save_file(state, str(folder / WEIGHTS))
+    write_checksums(folder)
     with pytest.raises(CheckpointError, match="does not fit the architecture"):
         pfn.load(folder)
     config = json.loads((folder / CONFIG).read_text())
     config["model"]["n_layers"] = 3
     (folder / CONFIG).write_text(json.dumps(config))
+    write_checksums(folder)
     with pytest.raises(CheckpointError, match="does not fit the architecture"):
         pfn.load(folder)
 
@@ -205,6 +284,7 @@ def test_invalid_config_raises_checkpoint_error_naming_it(tmp_path, tiny_pfn, co
     folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
     config = json.loads((folder / CONFIG).read_text())
     (folder / CONFIG).write_text(corrupt(config))
+    write_checksums(folder)  # recorded as it is: the content itself is refused
     with pytest.raises(CheckpointError) as err:
         pfn.load(folder)
     assert str(folder / CONFIG) in str(err.value)

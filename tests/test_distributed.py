@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -49,10 +50,16 @@ def test_two_rank_ddp_training_keeps_replicas_identical(tmp_path):
     single = train(w.PRIOR, w.MODEL, w.TRAIN, None, progress=False).state_dict()
     assert not torch.equal(single["head.proj.weight"], rank0["head.proj.weight"])
 
-    # Rank 0 wrote the checkpoint; every rank wrote its own RNG state for exact resume.
+    # Rank 0 wrote the checkpoint; every rank wrote its own RNG state for exact resume, all in one
+    # complete step folder.
     run = tmp_path / "run"
-    saved = load_file(str(run / "model.safetensors"))
+    assert [p.name for p in run.iterdir()] == ["step-00000003"]
+    step = run / "step-00000003"
+    saved = load_file(str(step / "model.safetensors"))
     assert all(torch.equal(saved[k], rank0[k]) for k in rank0)
-    rng0 = load_file(str(run / "rng_rank0.safetensors"))["state"]
-    rng1 = load_file(str(run / "rng_rank1.safetensors"))["state"]
+    rng0 = load_file(str(step / "rng_rank0.safetensors"))["state"]
+    rng1 = load_file(str(step / "rng_rank1.safetensors"))["state"]
     assert not torch.equal(rng0, rng1)
+    assert {"rng_rank0.safetensors", "rng_rank1.safetensors"} <= set(json.loads((step / "checksums.json").read_text()))
+    record = json.loads((step / "config.json").read_text())["record"]
+    assert record["tables"] == 3 * w.TRAIN.batch_size * 2

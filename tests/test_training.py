@@ -1,26 +1,39 @@
-"""Training: a tiny run learns, resumes exactly, follows its schedule; the `pfn train` CLI."""
+"""Training: a tiny run learns, resumes exactly (also after a kill at any point of a checkpoint),
+checks its configs, follows its schedule, continues a trained model with its lineage."""
 
 from __future__ import annotations
 
 import json
 import math
-from contextlib import nullcontext
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import pfn
-from pfn.cli import main as cli_main
+import pfn.checkpoint as ckpt
+from pfn import run_state
 from pfn.config import ModelConfig, TrainConfig
-from pfn.training import lr_factor, train, validation_batches, validation_nll
-from priors import GPPrior
+from pfn.run_state import stages
+from pfn.training import (
+    check_configs,
+    draw_batch,
+    lr_factor,
+    resolve_device,
+    train,
+    validation_batches,
+    validation_nll,
+)
+from priors import GPPrior, SCMPrior
+from priors.batch import Batch
 
 PRIOR = GPPrior()
 MODEL = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, n_buckets=50, max_features=4)
 TRAIN = TrainConfig(steps=12, batch_size=8, n_points=20, max_context=10, border_samples=2000, checkpoint_every=4,
-                    val_every=4, val_batches=2, warmup_steps=3, lr=1e-3, device="cpu", seed=0)
+                    val_every=4, val_batches=2, warmup_steps=3, lr=1e-3, device="cpu", seed=0, amp=False)
+RUN_FILES = {"model.safetensors", "config.json", "checksums.json", "train_state.safetensors", "train_state.json",
+             "rng_rank0.safetensors"}
 
 
 def state_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -33,6 +46,10 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
         assert torch.equal(a[key], b[key]), key
 
 
+def without_wall_time(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k != "wall_time_s"}
+
+
 @pytest.fixture(scope="module")
 def run_a(tmp_path_factory):
     """The reference run: 12 uninterrupted steps."""
@@ -41,29 +58,36 @@ def run_a(tmp_path_factory):
     return out, model
 
 
-def test_tiny_training_run_has_finite_losses_and_saves_a_checkpoint(run_a):
+# --- a run and its folder -----------------------------------------------------------------------
+
+def test_tiny_training_run_has_finite_losses_and_saves_one_complete_checkpoint(run_a):
     out, model = run_a
     record = model.info["record"]
-    assert record["steps"] == 12
+    assert record["steps"] == 12 and record["tables"] == 12 * TRAIN.batch_size
     assert math.isfinite(record["train_loss"]) and math.isfinite(record["val_loss"])
     assert record["wall_time_s"] > 0 and record["device"].startswith("cpu")
-    for name in ("model.safetensors", "config.json", "train_state.safetensors", "train_state.json",
-                 "rng_rank0.safetensors"):
-        assert (out / name).is_file(), name
-    config = json.loads((out / "config.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["step-00000012"]
+    assert {p.name for p in (out / "step-00000012").iterdir()} == RUN_FILES
+    config = json.loads((out / "step-00000012" / "config.json").read_text())
     assert config["model"] == MODEL.to_dict()
     assert config["prior"] == PRIOR.to_dict()
     assert config["train"] == TRAIN.to_dict()
-    assert config["record"]["steps"] == 12
+    assert config["record"] == record
     assert len(config["head_state"]["borders"]) == MODEL.n_buckets + 1
     assert not model.training
+
+
+def test_a_run_folder_loads_as_its_newest_checkpoint(run_a):
+    out, model = run_a
+    assert_same_weights(state_of(model), state_of(pfn.load(out)))
+    assert_same_weights(state_of(model), state_of(ckpt.load_folder(out)))
 
 
 def test_tiny_training_run_lowers_the_validation_nll(run_a):
     _, model = run_a
     untrained = train(PRIOR, MODEL, TRAIN, None, progress=False, stop_after=0)
     val = validation_batches(PRIOR, TRAIN, torch.device("cpu"))
-    before, after = validation_nll(untrained, val, nullcontext), validation_nll(model, val, nullcontext)
+    before, after = validation_nll(untrained, val), validation_nll(model, val)
     assert math.isfinite(before) and math.isfinite(after)
     assert after < before
     assert after == pytest.approx(model.info["record"]["val_loss"], rel=1e-5)
@@ -87,24 +111,26 @@ def test_training_is_reproducible_from_the_seed(run_a, tmp_path):
     assert not torch.equal(other.head.proj.weight, model.head.proj.weight)
 
 
+# --- exact resume -------------------------------------------------------------------------------
+
 def test_interrupted_run_resumes_exactly(run_a, tmp_path):
     _, model_a = run_a
     out = tmp_path / "run_b"
     stopped = train(PRIOR, MODEL, TRAIN, out, progress=False, stop_after=7)
     assert stopped.info["record"]["steps"] == 7
-    state = json.loads((out / "train_state.json").read_text())
+    state = json.loads((out / "step-00000007" / "train_state.json").read_text())
     assert state["step"] == 7
     # The schedule was applied: the last step (index 6) ran at lr * lr_factor(6).
     assert [g["lr"] for g in state["param_groups"]] == pytest.approx([TRAIN.lr * lr_factor(6, TRAIN)] * 2)
     assert not torch.equal(stopped.head.proj.weight, model_a.head.proj.weight)
     resumed = train(PRIOR, MODEL, TRAIN, out, progress=False)
-    assert resumed.info["record"]["steps"] == 12
     assert_same_weights(state_of(model_a), state_of(resumed))
-    # The saved checkpoint holds the same weights.
-    assert_same_weights(state_of(model_a), load_file(str(out / "model.safetensors")))
+    assert without_wall_time(resumed.info["record"]) == without_wall_time(model_a.info["record"])
+    assert_same_weights(state_of(model_a), state_of(pfn.load(out)))
     # Resuming a finished run changes nothing.
     finished = train(PRIOR, MODEL, TRAIN, out, progress=False)
     assert_same_weights(state_of(model_a), state_of(finished))
+    assert sorted(p.name for p in out.iterdir()) == ["step-00000012"]
 
 
 def test_resume_restores_optimizer_state_and_gradient_accumulation(tmp_path):
@@ -114,6 +140,198 @@ def test_resume_restores_optimizer_state_and_gradient_accumulation(tmp_path):
     parts = train(PRIOR, MODEL, cfg, tmp_path / "parts", progress=False)
     assert_same_weights(state_of(whole), state_of(parts))
 
+
+def test_stop_after_zero_saves_the_initial_state_and_resumes_exactly(run_a, tmp_path):
+    out = tmp_path / "zero"
+    train(PRIOR, MODEL, TRAIN, out, progress=False, stop_after=0)
+    record = json.loads((out / "step-00000000" / "config.json").read_text())["record"]
+    assert record["steps"] == 0 and record["train_loss"] is None and record["val_loss"] is None
+    assert_same_weights(state_of(run_a[1]), state_of(train(PRIOR, MODEL, TRAIN, out, progress=False)))
+
+
+def _count_writes(monkeypatch) -> list[Path]:
+    written: list[Path] = []
+    real = ckpt.write_file
+
+    def counting(path, write):
+        real(path, write)
+        written.append(path)
+
+    monkeypatch.setattr(ckpt, "write_file", counting)
+    return written
+
+
+class Killed(Exception):
+    """Stands for SIGKILL: the run ends at once, leaving its files as they are."""
+
+
+@pytest.fixture(scope="module")
+def writes_per_checkpoint(tmp_path_factory) -> int:
+    with pytest.MonkeyPatch.context() as mp:
+        written = _count_writes(mp)
+        train(PRIOR, MODEL, TRAIN, tmp_path_factory.mktemp("count"), progress=False, stop_after=4)
+    return len(written)
+
+
+KILL_POINTS = [(where, k) for k in range(1, len(RUN_FILES) + 1) for where in ("during", "after")] + [("commit", 0)]
+
+
+@pytest.mark.parametrize("where, k", KILL_POINTS, ids=[f"{w}-{k}" for w, k in KILL_POINTS])
+def test_a_kill_at_any_point_of_a_checkpoint_resumes_bitwise_identically(run_a, tmp_path, monkeypatch, where, k,
+                                                                         writes_per_checkpoint):
+    """The run is killed during its second checkpoint (step 8): while or after writing its k-th
+    file, or after the commit (the rename), before the older checkpoint is removed."""
+    assert writes_per_checkpoint == len(RUN_FILES)
+    out, calls = tmp_path / "run", []
+    real_write, real_remove = ckpt.write_file, run_state.remove_stale
+
+    def dying_write(path, write):
+        calls.append(path)
+        if where == "commit" or len(calls) != writes_per_checkpoint + k:
+            return real_write(path, write)
+        if where == "during":  # half a file, never renamed into place
+            tmp = path.with_name(path.name + ".tmp")
+            write(tmp)
+            tmp.write_bytes(tmp.read_bytes()[: tmp.stat().st_size // 2])
+        else:
+            real_write(path, write)
+        raise Killed
+
+    def dying_remove(run, keep):
+        if where == "commit" and len(calls) == 2 * writes_per_checkpoint:
+            raise Killed
+        real_remove(run, keep)
+
+    monkeypatch.setattr(ckpt, "write_file", dying_write)
+    monkeypatch.setattr(run_state, "remove_stale", dying_remove)
+    with pytest.raises(Killed):
+        train(PRIOR, MODEL, TRAIN, out, progress=False)
+    monkeypatch.undo()
+    assert pfn.load(out).info["record"]["steps"] == (8 if where == "commit" else 4)
+    resumed = train(PRIOR, MODEL, TRAIN, out, progress=False)
+    assert_same_weights(state_of(run_a[1]), state_of(resumed))
+    assert without_wall_time(resumed.info["record"]) == without_wall_time(run_a[1].info["record"])
+    assert sorted(p.name for p in out.iterdir()) == ["step-00000012"]
+
+
+def test_resume_refuses_a_damaged_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    train(PRIOR, MODEL, TRAIN, out, progress=False, stop_after=4)
+    path = out / "step-00000004" / "train_state.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(ckpt.CheckpointError, match="train_state.safetensors does not match its sha256"):
+        train(PRIOR, MODEL, TRAIN, out, progress=False)
+
+
+# --- resume checks the configuration ------------------------------------------------------------
+
+@pytest.fixture
+def stopped_run(tmp_path) -> Path:
+    out = tmp_path / "run"
+    train(PRIOR, MODEL, TRAIN, out, progress=False, stop_after=4)
+    return out
+
+
+@pytest.mark.parametrize(
+    "prior, model_config, cfg, match",
+    [
+        (PRIOR, MODEL, replace(TRAIN, lr=2e-3), r"train\.lr: 0\.001 -> 0\.002.*--allow-change lr"),
+        (GPPrior(noisy_targets=True), MODEL, TRAIN, r"prior\.noisy_targets: false -> true.*--allow-change prior"),
+        (PRIOR, replace(MODEL, d_model=16, d_ff=32), TRAIN, r"another architecture \(model\.d_ff: 64 -> 32; "
+                                                           r"model\.d_model: 32 -> 16\)"),
+    ],
+    ids=["lr", "prior", "architecture"],
+)
+def test_resume_refuses_another_configuration_naming_the_fields(stopped_run, prior, model_config, cfg, match):
+    before = sorted(p.name for p in stopped_run.rglob("*"))
+    with pytest.raises(ValueError, match=match):
+        train(prior, model_config, cfg, stopped_run, progress=False)
+    assert sorted(p.name for p in stopped_run.rglob("*")) == before
+
+
+def test_allowed_change_continues_the_run_and_is_recorded(stopped_run):
+    longer = replace(TRAIN, steps=16, lr=2e-3)
+    with pytest.raises(ValueError, match="--allow-change lr steps"):
+        train(PRIOR, MODEL, longer, stopped_run, progress=False)
+    with pytest.raises(ValueError, match="cannot allow a change of \\['d_model'\\]"):
+        train(PRIOR, MODEL, longer, stopped_run, progress=False, allow_change=["d_model"])
+    model = train(PRIOR, MODEL, longer, stopped_run, progress=False, allow_change=["steps", "lr"])
+    record = model.info["record"]
+    assert record["steps"] == 16
+    assert record["changes"] == [{"step": 4, "field": "train.lr", "old": 1e-3, "new": 2e-3},
+                                 {"step": 4, "field": "train.steps", "old": 12, "new": 16}]
+    assert pfn.load(stopped_run).info["train"] == longer.to_dict()
+    # The changed run resumes with its new configuration without a flag.
+    assert train(PRIOR, MODEL, longer, stopped_run, progress=False).info["record"]["changes"] == record["changes"]
+
+
+def test_a_folder_that_holds_something_else_is_never_overwritten(tmp_path, tiny_pfn):
+    folder = ckpt.save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(ValueError, match="holds no training run but other files"):
+        train(PRIOR, MODEL, TRAIN, folder, progress=False)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        train(PRIOR, MODEL, TRAIN, tmp_path / "file", progress=False)
+
+
+# --- config checks ------------------------------------------------------------------------------
+
+def test_train_refuses_more_features_than_the_model_reads(tmp_path):
+    cfg = replace(TRAIN, max_features=6)
+    with pytest.raises(ValueError, match="train.max_features=6 exceeds model.max_features=4"):
+        check_configs(MODEL, cfg)
+    with pytest.raises(ValueError, match="would drop the extra features"):
+        train(PRIOR, MODEL, cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_classifier_refuses_a_prior_without_class_counts(tmp_path):
+    clf = replace(MODEL, head="classification", max_classes=5)
+    with pytest.raises(ValueError, match="prior GPPrior does not produce what head 'classification' needs.*n_classes"):
+        train(PRIOR, clf, TRAIN, tmp_path / "run", progress=False)
+    assert not run_state.step_folders(tmp_path / "run")
+    train(SCMPrior(max_classes=5), clf, replace(TRAIN, steps=1), None, progress=False)
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"max_context": 20}, "at least one query"),
+        ({"min_context": 0}, "min_context"),
+        ({"min_context": 5, "max_context": 4}, "min_context"),
+        ({"min_features": 3, "max_features": 2}, "min_features"),
+        ({"steps": 0}, "steps=0"),
+        ({"accumulate": 0}, "accumulate=0"),
+        ({"checkpoint_every": 0}, "checkpoint_every=0"),
+        ({"val_every": 0, "val_batches": 0}, "val_every=0, val_batches=0: must be >= 1"),
+        ({"lr": 0.0}, "lr > 0"),
+        ({"init_parts": "head"}, "init_parts='head'"),
+    ],
+)
+def test_train_config_rejects_bad_values(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        replace(TRAIN, **overrides)
+
+
+def test_train_config_from_dict_rejects_unknown_fields():
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({"step": 10})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_resolve_device_refuses_an_unavailable_device():
+    with pytest.raises(ValueError, match="device='cuda' but torch sees no CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="device='gpu' is not a torch device"):
+        resolve_device("gpu")
+    assert resolve_device("auto") == torch.device("cpu") == resolve_device("cpu")
+
+
+# --- schedule -----------------------------------------------------------------------------------
 
 def test_lr_factor_warms_up_linearly_then_decays_by_cosine_to_zero():
     cfg = replace(TRAIN, steps=110, warmup_steps=10)
@@ -135,58 +353,108 @@ def test_lr_factor_without_warmup_starts_at_one():
     assert lr_factor(20, cfg) == pytest.approx(0.0, abs=1e-12)
 
 
-@pytest.mark.parametrize(
-    "overrides, match",
-    [
-        ({"max_context": 20}, "at least one query"),
-        ({"min_context": 0}, "min_context"),
-        ({"min_context": 5, "max_context": 4}, "min_context"),
-        ({"min_features": 3, "max_features": 2}, "min_features"),
-        ({"steps": 0}, "steps"),
-        ({"accumulate": 0}, "accumulate"),
-    ],
-)
-def test_train_config_rejects_bad_values(overrides, match):
-    with pytest.raises(ValueError, match=match):
-        replace(TRAIN, **overrides)
+# --- bf16 autocast on the CPU -------------------------------------------------------------------
+
+def test_amp_runs_the_cpu_forward_in_bf16_and_still_learns(run_a, monkeypatch):
+    dtypes = set()
+    hook = torch.nn.Linear.forward
+
+    def recording(self, x):
+        out = hook(self, x)
+        if self.training:
+            dtypes.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", recording)
+    model = train(PRIOR, MODEL, replace(TRAIN, amp=True), None, progress=False)
+    monkeypatch.undo()
+    assert dtypes == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 master weights
+    record = model.info["record"]
+    assert math.isfinite(record["train_loss"]) and math.isfinite(record["val_loss"])
+    val = validation_batches(PRIOR, TRAIN, torch.device("cpu"))
+    untrained = train(PRIOR, MODEL, TRAIN, None, progress=False, stop_after=0)
+    assert validation_nll(model, val) < validation_nll(untrained, val) - 0.1
+    assert validation_nll(model, val) == pytest.approx(record["val_loss"], rel=1e-6)  # validation in fp32
+    assert not torch.equal(model.head.proj.weight, run_a[1].head.proj.weight)
 
 
-def test_train_config_from_dict_rejects_unknown_fields():
-    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
-        TrainConfig.from_dict({"step": 10})
+# --- datasets of different context sizes in one batch -------------------------------------------
+
+MIXED = replace(TRAIN, mixed_context=True, min_context=2)
 
 
-def test_cli_train_writes_a_loadable_checkpoint(tmp_path, capsys):
-    config = {"prior": PRIOR.to_dict(), "model": MODEL.to_dict(), "train": {**TRAIN.to_dict(), "steps": 5}}
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(config))
-    out = tmp_path / "out"
-    cli_main(["train", str(path), "--out", str(out)])
-    assert f"saved {out}: steps=5" in capsys.readouterr().out
-    model = pfn.load(out)
-    assert model.info["record"]["steps"] == 5
-    assert model.config == MODEL
-    # --steps overrides and resumes the same run.
-    cli_main(["train", str(path), "--out", str(out), "--steps", "6"])
-    assert "steps=6" in capsys.readouterr().out
+def test_mixed_context_batches_draw_one_context_size_per_dataset():
+    batch = draw_batch(PRIOR, MIXED, torch.Generator().manual_seed(0), torch.device("cpu"))
+    sizes = batch.context_sizes
+    assert batch.context_mask is not None and batch.n_context == int(sizes.max())
+    assert len(set(sizes.tolist())) > 1 and int(sizes.min()) >= MIXED.min_context
 
 
-def test_cli_train_stop_after_then_resume(tmp_path, capsys):
-    config = {"prior": PRIOR.to_dict(), "model": MODEL.to_dict(), "train": {**TRAIN.to_dict(), "steps": 6}}
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(config))
-    cli_main(["train", str(path), "--out", str(tmp_path / "a")])
-    cli_main(["train", str(path), "--out", str(tmp_path / "b"), "--stop-after", "4"])
-    assert "steps=4" in capsys.readouterr().out.splitlines()[-1]
-    cli_main(["train", str(path), "--out", str(tmp_path / "b")])
-    assert_same_weights(load_file(str(tmp_path / "a" / "model.safetensors")),
-                        load_file(str(tmp_path / "b" / "model.safetensors")))
+def test_mixed_context_loss_is_the_mean_over_datasets_one_by_one(tiny_pfn):
+    batch = draw_batch(PRIOR, MIXED, torch.Generator().manual_seed(1), torch.device("cpu"))
+    c = batch.n_context
+    with torch.no_grad():
+        loss = tiny_pfn.loss(batch)
+        alone = []
+        for i, size in enumerate(batch.context_sizes.tolist()):
+            rows = torch.cat([torch.arange(size), torch.arange(c, batch.n_points)])
+            one = Batch(x=batch.x[i:i + 1, rows], y=batch.y[i:i + 1, rows],
+                      target_y=batch.target_y[i:i + 1, rows], n_context=size)
+            alone.append(tiny_pfn.loss(one))
+    torch.testing.assert_close(loss, torch.stack(alone).mean(), rtol=1e-5, atol=1e-6)
 
 
-def test_cli_train_reports_missing_configs_and_sections(tmp_path):
-    with pytest.raises(SystemExit, match="no config file"):
-        cli_main(["train", str(tmp_path / "missing.json")])
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"prior": PRIOR.to_dict()}))
-    with pytest.raises(SystemExit, match="lacks the sections"):
-        cli_main(["train", str(bad)])
+def test_mixed_context_run_learns_and_resumes_exactly(tmp_path):
+    whole = train(PRIOR, MODEL, MIXED, tmp_path / "whole", progress=False)
+    train(PRIOR, MODEL, MIXED, tmp_path / "parts", progress=False, stop_after=5)
+    parts = train(PRIOR, MODEL, MIXED, tmp_path / "parts", progress=False)
+    assert_same_weights(state_of(whole), state_of(parts))
+    val = validation_batches(PRIOR, MIXED, torch.device("cpu"))
+    untrained = train(PRIOR, MODEL, MIXED, None, progress=False, stop_after=0)
+    assert validation_nll(whole, val) < validation_nll(untrained, val)
+
+
+# --- continuing a trained model -----------------------------------------------------------------
+
+def test_init_from_continues_the_whole_model_with_its_lineage(run_a, tmp_path):
+    source_dir, source = run_a
+    cfg = replace(TRAIN, steps=3, lr=1e-12, border_samples=500, init_from=str(source_dir))
+    model = train(PRIOR, MODEL, cfg, tmp_path / "next", progress=False)
+    assert torch.equal(model.head.borders, source.head.borders)  # the head's state came along
+    for name, value in source.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value, atol=1e-6, rtol=1e-5, msg=name)
+    record = model.info["record"]
+    assert record["init_from"] == str(source_dir) and record["init_parts"] == "all"
+    lineage = stages(json.loads((tmp_path / "next" / "step-00000003" / "config.json").read_text()))
+    assert [s["record"]["steps"] for s in lineage] == [12, 3]
+    assert lineage[0]["record"] == source.info["record"] and lineage[0]["train"] == TRAIN.to_dict()
+    assert lineage[1]["train"] == cfg.to_dict()
+    # A third stage keeps both earlier ones.
+    third = train(PRIOR, MODEL, replace(cfg, init_from=str(tmp_path / "next")), None, progress=False)
+    assert [s["record"]["steps"] for s in stages({**third.info, "model": MODEL.to_dict()})] == [12, 3, 3]
+
+
+def test_init_from_a_shipped_name_with_a_single_stage_record(tmp_path, tiny_pfn, monkeypatch):
+    tiny_pfn.info = {"prior": PRIOR.to_dict(), "train": TRAIN.to_dict(),
+                     "record": {"steps": 7, "wall_time_s": 3600.0, "device": "cpu (2 cores)", "train_loss": 1.0,
+                                "val_loss": 1.1}}
+    ckpt.save_checkpoint(tiny_pfn, tmp_path / "pretrained" / "tiny")
+    ckpt.write_manifest(["tiny"], root=tmp_path / "pretrained")
+    monkeypatch.setattr(ckpt, "PRETRAINED_DIR", tmp_path / "pretrained")
+    model = train(PRIOR, MODEL, replace(TRAIN, steps=2, init_from="tiny"), None, progress=False)
+    lineage = stages({**model.info, "model": MODEL.to_dict()})
+    assert len(lineage) == 2 and lineage[0]["record"] == tiny_pfn.info["record"]
+    assert run_state.tables_of(lineage[0]) == 7 * TRAIN.batch_size
+    assert run_state.cpu_hours(lineage) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_init_from_refuses_another_architecture_and_a_missing_source(run_a, tmp_path):
+    wider = replace(MODEL, n_buckets=40)
+    with pytest.raises(ValueError, match="another architecture \\(n_buckets: 50 -> 40\\).*init_parts='transformer'"):
+        train(PRIOR, wider, replace(TRAIN, init_from=str(run_a[0])), None, progress=False)
+    taken = train(PRIOR, wider, replace(TRAIN, steps=1, init_from=str(run_a[0]), init_parts="transformer"), None,
+                  progress=False)
+    assert taken.info["record"]["init_parts"] == "transformer"
+    with pytest.raises(ckpt.CheckpointError, match="neither a checkpoint folder nor a shipped model"):
+        train(PRIOR, MODEL, replace(TRAIN, init_from=str(tmp_path / "missing")), None, progress=False)
