@@ -1,0 +1,23 @@
+"""Surrogate models behind one interface (`Surrogate.fit(X, y)`, `Surrogate.predict(X) -> Predictive`)."""
+
+from __future__ import annotations
+
+from bo.surrogates.base import Predictive, Surrogate
+from bo.surrogates.gp import GPSurrogate
+from bo.surrogates.pfn import PFNSurrogate
+from bo.surrogates.predictive import BarPredictive, GaussianPredictive
+
+SURROGATES: dict[str, type[Surrogate]] = {"gp": GPSurrogate, "pfn": PFNSurrogate}
+
+
+def make_surrogate(spec: str | Surrogate) -> Surrogate:
+    """A surrogate from its name ("gp", "pfn": the shipped BO PFN) or the instance itself."""
+    if isinstance(spec, Surrogate):
+        return spec
+    if spec not in SURROGATES:
+        raise ValueError(f"unknown surrogate {spec!r}; use one of {sorted(SURROGATES)} or a bo.Surrogate instance")
+    return SURROGATES[spec]()
+
+
+__all__ = ["SURROGATES", "BarPredictive", "GPSurrogate", "GaussianPredictive", "PFNSurrogate", "Predictive",
+           "Surrogate", "make_surrogate"]

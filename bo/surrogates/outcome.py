@@ -1,0 +1,88 @@
+"""Outcome transform for surrogates trained on standardised targets: standardise, Yeo-Johnson, standardise.
+
+`y` is standardised (mean 0, standard deviation 1, in float64, so values far from zero keep
+their precision), then power-transformed by Yeo-Johnson with the exponent `lambda` that makes
+the observations most normal (maximum likelihood, `scipy.stats.yeojohnson_normmax`), then
+standardised again. A monotone transform keeps the order of the observations, so the best
+point stays the best; what it removes is skew: an objective with a few very bad values (a
+long right tail when minimising, as most losses and test functions have) would, merely
+standardised, crush all the good values together near the bottom of the range, which no
+smooth GP-like function drawn from a prior looks like.
+
+`lambda` is clipped to `[0, 2]` (`1` is the identity; below 1 compresses large values, above 1
+small ones): on that range the inverse transform is defined on the whole real line, so the
+bucket borders of a predictive can be mapped back however far out they lie.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from scipy import stats
+
+_MIN_POWER_FIT = 3  # observations needed to fit lambda; fewer are only standardised
+_LAMBDA_EPS = 1e-8
+
+
+def _standardise(y: torch.Tensor) -> tuple[float, float]:
+    """Mean and standard deviation of `y`, the latter 1.0 where it is zero or undefined (n < 2)."""
+    mean = float(y.mean())
+    std = float(y.std()) if y.numel() > 1 else 0.0
+    return mean, std if std > 0 and math.isfinite(std) else 1.0
+
+
+def yeo_johnson(x: torch.Tensor, lam: float) -> torch.Tensor:
+    """The Yeo-Johnson transform of `x` (any shape, float64) with exponent `lam` in `[0, 2]`."""
+    pos = x.clamp_min(0.0)
+    neg = x.clamp_max(0.0)
+    up = torch.log1p(pos) if abs(lam) < _LAMBDA_EPS else ((pos + 1) ** lam - 1) / lam
+    down = -torch.log1p(-neg) if abs(lam - 2) < _LAMBDA_EPS else -((1 - neg) ** (2 - lam) - 1) / (2 - lam)
+    return torch.where(x >= 0, up, down)
+
+
+def inverse_yeo_johnson(z: torch.Tensor, lam: float) -> torch.Tensor:
+    """The inverse of `yeo_johnson` (defined for all real `z` when `lam` is in `[0, 2]`)."""
+    pos = z.clamp_min(0.0)
+    neg = z.clamp_max(0.0)
+    up = torch.expm1(pos) if abs(lam) < _LAMBDA_EPS else (1 + lam * pos) ** (1 / lam) - 1
+    down = -torch.expm1(-neg) if abs(lam - 2) < _LAMBDA_EPS else 1 - (1 - (2 - lam) * neg) ** (1 / (2 - lam))
+    return torch.where(z >= 0, up, down)
+
+
+class OutcomeTransform:
+    """Maps objective values `y` to the surrogate's units `z` (and predictive borders back), fitted on `y`.
+
+    `z = (yeo_johnson((y - loc) / scale, lam) - loc2) / scale2`; `power=False` fixes `lam = 1`,
+    a plain standardisation.
+
+    Args:
+        y: An `n` tensor of observed values (finite).
+        power: Fit the Yeo-Johnson exponent (with at least 3 distinct observations).
+    """
+
+    def __init__(self, y: torch.Tensor, power: bool = True) -> None:
+        y = y.double()
+        self.loc, self.scale = _standardise(y)
+        u = (y - self.loc) / self.scale
+        self.lam = 1.0
+        if power and y.numel() >= _MIN_POWER_FIT and bool((u != u[0]).any()):
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                lam = float(stats.yeojohnson_normmax(u.numpy()))
+            self.lam = min(max(lam, 0.0), 2.0) if math.isfinite(lam) else 1.0
+        self.loc2, self.scale2 = _standardise(yeo_johnson(u, self.lam))
+
+    def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        """`y` (any shape) in the surrogate's units, float64."""
+        return (yeo_johnson((y.double() - self.loc) / self.scale, self.lam) - self.loc2) / self.scale2
+
+    def untransform_standardised(self, z: torch.Tensor) -> torch.Tensor:
+        """`z` (any shape, the surrogate's units) mapped back to standardised units `(y - loc) / scale`, float64.
+
+        Monotone increasing; the last affine step to `y` (`loc + scale * .`) is left to the caller,
+        which keeps it in float64 (`RiemannDistribution.affine`).
+        """
+        return inverse_yeo_johnson(self.loc2 + self.scale2 * z.double(), self.lam)

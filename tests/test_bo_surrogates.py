@@ -1,0 +1,250 @@
+"""Surrogates: the Gaussian and bar predictives, the GP and PFN surrogates, their gradients and fantasies."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import bo
+from bo.surrogates import GaussianPredictive, GPSurrogate, PFNSurrogate, make_surrogate
+from bo.surrogates.outcome import OutcomeTransform, inverse_yeo_johnson, yeo_johnson
+from pfn.riemann import RiemannDistribution
+
+
+def _data(n: int = 8, d: int = 2, seed: int = 0, offset: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, d, generator=g, dtype=torch.float64)
+    return X, offset + torch.sin(6 * X).sum(-1) + X[:, 0] ** 2
+
+
+@torch.no_grad()
+def _central_difference(f, x: torch.Tensor, eps: float) -> torch.Tensor:
+    grad = torch.zeros_like(x).view(-1)
+    for i in range(x.numel()):
+        step = torch.zeros(x.numel(), dtype=x.dtype)
+        step[i] = eps
+        grad[i] = (f(x + step.view_as(x)) - f(x - step.view_as(x))) / (2 * eps)
+    return grad.view_as(x)
+
+
+STATISTICS = {
+    "mean": lambda p: p.mean,
+    "variance": lambda p: p.variance,
+    "quantile": lambda p: p.quantile(0.8),
+    "log_ei": lambda p: p.log_expected_improvement(0.2),
+    "pi": lambda p: p.probability_of_improvement(0.2),
+    "ucb": lambda p: p.ucb(2.0),
+}
+
+
+# --- the Gaussian predictive -------------------------------------------------------------------
+
+def test_gaussian_predictive_matches_the_normal_distribution():
+    mean = torch.tensor([0.0, 1.0, -2.0, 5.0], dtype=torch.float64)
+    std = torch.tensor([1.0, 0.5, 2.0, 0.1], dtype=torch.float64)
+    pred, ref = GaussianPredictive(mean, std**2), stats.norm(mean.numpy(), std.numpy())
+    best = 0.3
+    z = (best - mean.numpy()) / std.numpy()
+    ei = std.numpy() * (z * stats.norm.cdf(z) + stats.norm.pdf(z))
+    np.testing.assert_allclose(pred.expected_improvement(best), ei, rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(pred.probability_of_improvement(best), ref.cdf(best), rtol=1e-12)
+    np.testing.assert_allclose(pred.quantile(0.9), ref.ppf(0.9), rtol=1e-12)
+    np.testing.assert_allclose(pred.ucb(4.0), -mean.numpy() + 2 * std.numpy(), rtol=1e-12)
+    draws = pred.sample(20_000, generator=torch.Generator().manual_seed(0))
+    assert draws.shape == (20_000, 4)
+    np.testing.assert_allclose(draws.mean(0), mean, atol=0.05)
+
+
+def test_log_ei_stays_finite_and_steep_where_ei_underflows():
+    mean = torch.tensor([0.0, 40.0, 1e4], dtype=torch.float64, requires_grad=True)
+    pred = GaussianPredictive(mean, torch.ones(3, dtype=torch.float64))
+    log_ei = pred.log_expected_improvement(0.0)
+    assert pred.expected_improvement(0.0)[2] == 0.0  # underflows
+    assert torch.isfinite(log_ei).all() and log_ei[0] > log_ei[1] > log_ei[2]
+    assert float(log_ei[1].detach()) == pytest.approx(-808.2985683566201, rel=1e-12)  # mpmath: log h(-40)
+    log_ei.sum().backward()
+    assert torch.isfinite(mean.grad).all() and (mean.grad < 0).all()
+
+
+# --- GP surrogate ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gp() -> GPSurrogate:
+    return GPSurrogate().fit(*_data())
+
+
+def test_gp_predicts_any_batch_shape_in_y_units():
+    X, y = _data(offset=1e3)
+    gp = GPSurrogate().fit(X, y)
+    pred = gp.predict(X)
+    assert pred.batch_shape == (8,)
+    assert float((pred.mean.detach() - y).abs().max()) < 0.05  # interpolates its (nearly noise-free) data
+    assert gp.predict(torch.rand(4, 3, 2, dtype=torch.float64)).batch_shape == (4, 3)
+
+
+@pytest.mark.parametrize("statistic", list(STATISTICS))
+def test_gp_gradients_match_finite_differences(gp, statistic):
+    xq = torch.tensor([[0.3, 0.6], [0.8, 0.1]], dtype=torch.float64, requires_grad=True)
+    STATISTICS[statistic](gp.predict(xq)).sum().backward()
+    numeric = _central_difference(lambda v: float(STATISTICS[statistic](gp.predict(v)).sum()), xq.detach(), 1e-6)
+    torch.testing.assert_close(xq.grad, numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_gp_fantasy_keeps_the_mean_and_shrinks_the_variance_at_pending_points(gp):
+    pending = torch.tensor([[0.5, 0.5], [0.9, 0.9]], dtype=torch.float64)
+    before = gp.predict(pending)
+    after = gp.condition(pending, before.mean.detach()).predict(pending)
+    torch.testing.assert_close(after.mean, before.mean, rtol=1e-6, atol=1e-6)
+    assert (after.variance < 0.5 * before.variance).all()
+    assert gp.train_X.shape == (8, 2)  # the original is untouched
+
+
+def test_gp_fit_depends_only_on_the_data():
+    X, y = _data()
+    torch.manual_seed(123)
+    a = GPSurrogate().fit(X, y).predict(X).mean
+    torch.manual_seed(456)
+    b = GPSurrogate().fit(X, y).predict(X).mean
+    assert torch.equal(a, b)
+
+
+# --- outcome transform -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 1.0, 1.7, 2.0])
+def test_yeo_johnson_inverts_and_matches_scipy(lam):
+    x = torch.linspace(-5, 5, 101, dtype=torch.float64)
+    np.testing.assert_allclose(yeo_johnson(x, lam), stats.yeojohnson(x.numpy(), lmbda=lam), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(inverse_yeo_johnson(yeo_johnson(x, lam), lam), x)
+    assert torch.isfinite(inverse_yeo_johnson(torch.tensor([-50.0, 50.0], dtype=torch.float64), lam)).all()
+
+
+def test_outcome_transform_unskews_standardises_and_keeps_order():
+    y = torch.exp(torch.linspace(0, 6, 30, dtype=torch.float64)) + 1e6  # skewed, far from zero
+    t = OutcomeTransform(y)
+    z = t(y)
+    assert 0.0 <= t.lam < 0.5
+    assert float(z.mean()) == pytest.approx(0.0, abs=1e-12) and float(z.std()) == pytest.approx(1.0)
+    assert (z[1:] > z[:-1]).all()
+    assert abs(stats.skew(z.numpy())) < 0.6 * abs(stats.skew(y.numpy()))
+    torch.testing.assert_close(t.loc + t.scale * t.untransform_standardised(z), y)
+    assert OutcomeTransform(y, power=False).lam == 1.0
+    assert OutcomeTransform(y[:2]).lam == 1.0  # too few to fit an exponent
+    flat = OutcomeTransform(torch.full((5,), 3.0, dtype=torch.float64))
+    assert flat.scale == 1.0 and torch.equal(flat(torch.tensor([3.0])), torch.zeros(1, dtype=torch.float64))
+
+
+# --- PFN surrogate -----------------------------------------------------------------------------
+
+def test_pfn_surrogate_without_power_transform_is_the_network_on_standardised_y(tiny_pfn):
+    X, y = _data(offset=1e6)
+    sur = PFNSurrogate(tiny_pfn, power_transform=False).fit(X, y)
+    xq = torch.rand(5, 2, dtype=torch.float64)
+    mean, std = float(y.mean()), float(y.std())
+    ref = tiny_pfn.predict(X, (y - mean) / std, xq).affine(mean, std)
+    pred = sur.predict(xq)
+    torch.testing.assert_close(pred.mean, ref.mean)
+    torch.testing.assert_close(pred.quantile(0.3), ref.icdf(0.3))
+    best = 1e6 + 0.5
+    torch.testing.assert_close(pred.expected_improvement(best), ref.expected_improvement(best, maximize=False))
+    assert float(pred.mean.min()) > 1e6 - 10  # values far from zero keep their precision
+
+
+def test_pfn_surrogate_maps_the_bars_back_through_the_power_transform(tiny_pfn):
+    X, y = _data(n=12)
+    y = torch.exp(2 * y)  # skewed
+    sur = PFNSurrogate(tiny_pfn).fit(X, y)
+    assert sur.transform.lam < 1.0
+    xq = torch.rand(6, 2, dtype=torch.float64)
+    raw = tiny_pfn.predict(X, sur.transform(y), xq)
+    pred = sur.predict(xq)
+    t = sur.transform
+
+    def to_y(z: torch.Tensor) -> torch.Tensor:
+        return t.loc + t.scale * t.untransform_standardised(z)
+
+    # Each bucket keeps the network's probability: the cdf at mapped borders is the network's at the borders.
+    for b in tiny_pfn.head.borders[1:-1:7]:
+        torch.testing.assert_close(pred.dist.cdf(to_y(b)), raw.cdf(b), rtol=1e-5, atol=1e-6)
+    # Inside a bucket the density is uniform in y units: quantiles agree to within a bucket.
+    width = float((to_y(tiny_pfn.head.borders[1:]) - to_y(tiny_pfn.head.borders[:-1])).max())
+    for q in (0.05, 0.5, 0.95):
+        torch.testing.assert_close(pred.quantile(q), to_y(raw.icdf(q)), rtol=0, atol=width)
+    best = float(y.min())
+    draws = pred.sample(20_000, generator=torch.Generator().manual_seed(0))
+    assert draws.shape == (20_000, 6)
+    ei_mc = (best - draws).clamp_min(0).mean(0)
+    torch.testing.assert_close(pred.expected_improvement(best), ei_mc, rtol=0.1, atol=0.02 * float(y.std()))
+
+
+@pytest.mark.parametrize("statistic", list(STATISTICS))
+def test_pfn_gradients_reach_the_queries_and_match_finite_differences(tiny_pfn, statistic):
+    sur = PFNSurrogate(tiny_pfn).fit(*_data(n=10))
+    xq = torch.tensor([[0.3, 0.6], [0.8, 0.1]], dtype=torch.float64, requires_grad=True)
+    STATISTICS[statistic](sur.predict(xq)).sum().backward()
+    assert xq.grad is not None and xq.grad.abs().sum() > 0
+    numeric = _central_difference(lambda v: float(STATISTICS[statistic](sur.predict(v)).sum()), xq.detach(), 1e-3)
+    # float32 network: central differences with step 1e-3 are accurate to about 1e-3 relative.
+    torch.testing.assert_close(xq.grad, numeric, rtol=3e-2, atol=3e-3)
+
+
+def test_pfn_predicts_botorch_shaped_batches(tiny_pfn):
+    sur = PFNSurrogate(tiny_pfn).fit(*_data())
+    xq = torch.rand(4, 3, 2, dtype=torch.float64)
+    pred = sur.predict(xq)
+    assert pred.batch_shape == (4, 3)
+    torch.testing.assert_close(pred.mean, sur.predict(xq.reshape(12, 2)).mean.reshape(4, 3))
+
+
+def test_pfn_fantasies_extend_the_context_and_keep_the_transform(tiny_pfn):
+    X, y = _data(n=10)
+    sur = PFNSurrogate(tiny_pfn).fit(X, y)
+    pending = torch.rand(2, 2, dtype=torch.float64)
+    believed = sur.predict(pending).mean.detach()
+    fantasy = sur.condition(pending, believed)
+    assert fantasy.transform is sur.transform and sur.train_X.shape == (10, 2)
+    xq = torch.rand(5, 2, dtype=torch.float64)
+    context = sur.transform(torch.cat([y, believed]))
+    raw = tiny_pfn.predict(torch.cat([X, pending]), context, xq)
+    torch.testing.assert_close(fantasy.predict(xq).dist.log_probs, raw.log_probs)
+
+
+def test_surrogates_reject_bad_data_and_spaces_too_large_for_them(tiny_pfn):
+    sur = PFNSurrogate(tiny_pfn)
+    with pytest.raises(ValueError, match="at most 4"):
+        sur.fit(torch.rand(5, 6), torch.rand(5))
+    with pytest.raises(ValueError, match="failed trials"):
+        sur.fit(torch.rand(5, 2), torch.tensor([1.0, math.nan, 0.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="shape"):
+        sur.fit(torch.rand(5, 2), torch.rand(4))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        sur.predict(torch.rand(2, 2))
+    with pytest.raises(ValueError, match="unknown surrogate"):
+        make_surrogate("forest")
+    space = {f"x{i}": bo.Float(0, 1) for i in range(5)}
+    with pytest.raises(ValueError, match="5 parameters but the surrogate takes at most 4"):
+        bo.Optimizer(space, surrogate=sur)
+
+
+def test_pfn_surrogate_needs_a_bar_head():
+    from pfn.config import ModelConfig
+    from pfn.model import PFN
+
+    clf = PFN(ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, max_features=2, head="classification",
+                          max_classes=3))
+    with pytest.raises(ValueError, match="bar"):
+        PFNSurrogate(clf)
+
+
+def test_bar_predictive_wraps_a_riemann_distribution_for_minimisation():
+    logits = torch.randn(3, 10, generator=torch.Generator().manual_seed(0))
+    dist = RiemannDistribution(logits, torch.linspace(-2, 2, 11))
+    pred = bo.surrogates.BarPredictive(dist)
+    torch.testing.assert_close(pred.expected_improvement(0.1), dist.expected_improvement(0.1, maximize=False))
+    torch.testing.assert_close(pred.probability_of_improvement(0.1), dist.cdf(0.1))
+    torch.testing.assert_close(pred.ucb(3.0), dist.ucb(3.0, maximize=False))
+    torch.testing.assert_close(pred.log_expected_improvement(0.1), pred.expected_improvement(0.1).log())
+    assert torch.isfinite(pred.log_expected_improvement(-1e3)).all()  # EI underflows to 0 there
