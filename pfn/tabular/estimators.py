@@ -33,8 +33,9 @@ from pfn.model import PFN, FittedPFN
 from pfn.riemann import RiemannDistribution
 from pfn.tabular.encoding import TableEncoder
 from pfn.tabular.members import MemberSetting, member_settings
-from pfn.tabular.params import PARAMETER_CONSTRAINTS, estimator_device
+from pfn.tabular.params import PARAMETER_CONSTRAINTS
 from pfn.tabular.preprocessing import NumericTransform, Standardisation
+from pfn.training import resolve_device
 
 # For `sklearn.utils.estimator_checks.check_estimator(..., expected_failed_checks=...)`; scikit-learn
 # >= 1.6 takes expected failures there rather than from the estimator's tags.
@@ -69,7 +70,7 @@ class TabularPFNBase(BaseEstimator):
         return tags
 
     def _load_model(self) -> PFN:
-        model = load(self.model_path or self._default_model, device=estimator_device(self.device))
+        model = load(self.model_path or self._default_model, device=resolve_device(self.device))
         if model.config.head != self._head or model.config.feature_encoding != "per_feature":
             raise ValueError(f"{self.model_path!r} is not a tabular model with a {self._head!r} head "
                              f"(it has head {model.config.head!r}, feature_encoding "

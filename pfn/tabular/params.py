@@ -15,8 +15,6 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
-from pfn.training import resolve_device
-
 # The smallest `max_context_rows`: the shipped models were trained on contexts of 10 to 140
 # rows, and fewer say little beyond the prior. The classifier also needs 2 rows per class.
 MIN_CONTEXT_ROWS = 10
@@ -41,23 +39,3 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "max_context_rows": [NotBool(Integral, MIN_CONTEXT_ROWS, None, closed="left")],
     "chunk_size": [NotBool(Integral, 1, None, closed="left")],
 }
-
-
-def estimator_device(name: str | torch.device) -> torch.device:
-    """The torch device of the estimators' `device` parameter ("auto": the GPU if there is one).
-
-    Raises:
-        ValueError: naming `device`, if it is not a device torch knows or not available here.
-    """
-    try:
-        device = resolve_device(name)
-    except (RuntimeError, TypeError, ValueError) as err:
-        raise ValueError(f"device={name!r} is not a torch device ({err}); use 'auto', 'cpu' or 'cuda'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} but torch sees no CUDA GPU here (torch {torch.__version__}, "
-                         "torch.cuda.is_available() is False); use device='cpu' or 'auto'")
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as err:
-        raise ValueError(f"device={name!r} is not available here ({err}); use device='cpu' or 'auto'") from None
-    return device
