@@ -4,7 +4,8 @@ inference in one forward pass.
 Main entry points: `pfn.load(name_or_path)` for a shipped or trained model,
 `model.predict(x_context, y_context, x_query)` for its predictive distribution, and
 `pfn.train(prior, model_config, train_config, out_dir)` to train one; `pfn.PFNClassifier`
-and `pfn.PFNRegressor` for scikit-learn style tabular prediction.
+and `pfn.PFNRegressor` for scikit-learn style tabular prediction; `pfn.LCPFN` for
+learning-curve extrapolation (`pfn.curves`).
 """
 
 from typing import Any
@@ -15,14 +16,19 @@ from pfn.model import PFN, FittedPFN
 from pfn.riemann import RiemannDistribution, borders_from_samples
 from pfn.training import train
 
-__all__ = ["PFN", "CheckpointError", "FittedPFN", "ModelConfig", "PFNClassifier", "PFNRegressor",
+__all__ = ["LCPFN", "PFN", "CheckpointError", "FittedPFN", "ModelConfig", "PFNClassifier", "PFNRegressor",
            "RiemannDistribution", "TrainConfig", "borders_from_samples", "load", "save_checkpoint", "train"]
 
 
 def __getattr__(name: str) -> Any:
-    # The scikit-learn estimators are imported on first use, so `import pfn` stays light.
+    # The scikit-learn estimators and the learning-curve model are imported on first use, so
+    # `import pfn` stays light.
     if name in ("PFNClassifier", "PFNRegressor"):
         from pfn import tabular
 
         return getattr(tabular, name)
+    if name == "LCPFN":
+        from pfn.curves import LCPFN
+
+        return LCPFN
     raise AttributeError(f"module 'pfn' has no attribute {name!r}")
