@@ -13,6 +13,7 @@ from priors.hyperpriors import (
     LogNormal,
     Uniform,
     as_hyperprior,
+    check_choices,
     check_positive_support,
 )
 from priors.registry import register_prior
@@ -51,8 +52,7 @@ class BNNPrior(DataclassConfig):
         object.__setattr__(self, "activations", tuple(self.activations))
         if not 1 <= self.min_depth <= self.max_depth or not 1 <= self.min_width <= self.max_width:
             raise ValueError("BNNPrior needs 1 <= min_depth <= max_depth and 1 <= min_width <= max_width")
-        if not self.activations or set(self.activations) - set(ACTIVATIONS):
-            raise ValueError(f"activations must be a non-empty subset of {ACTIVATIONS}")
+        check_choices("activations", tuple(self.activations), ACTIVATIONS)
 
     def sample(
         self, batch_size: int, n_points: int, n_features: int, *,

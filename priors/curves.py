@@ -15,6 +15,7 @@ from priors.hyperpriors import (
     LogNormal,
     Uniform,
     as_hyperprior,
+    check_choices,
     check_positive_support,
     check_unit_support,
 )
@@ -200,8 +201,7 @@ class CurvePrior(DataclassConfig):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
         object.__setattr__(self, "families", tuple(self.families))
-        if not self.families or set(self.families) - set(FAMILY_NAMES):
-            raise ValueError(f"families must be a non-empty subset of {FAMILY_NAMES}, got {self.families}")
+        check_choices("families", self.families, FAMILY_NAMES)
 
     def sample(
         self, batch_size: int, n_points: int, n_features: int, *,

@@ -13,6 +13,7 @@ from priors.hyperpriors import (
     Hyperprior,
     LogNormal,
     as_hyperprior,
+    check_choices,
     check_positive_support,
 )
 from priors.kernels import KERNELS, correlation, scaled_sq_dist
@@ -80,9 +81,7 @@ class GPPrior(DataclassConfig):
         for name in _HYPER_FIELDS:
             check_positive_support(name, getattr(self, name), allow_zero=name == "noise")
         object.__setattr__(self, "kernels", tuple(self.kernels))
-        unknown = set(self.kernels) - set(KERNELS)
-        if unknown or not self.kernels:
-            raise ValueError(f"kernels must be a non-empty subset of {KERNELS}, got {self.kernels}")
+        check_choices("kernels", self.kernels, KERNELS)
         weights = tuple(self.kernel_weights) or tuple(1.0 for _ in self.kernels)
         if len(weights) != len(self.kernels) or min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"kernel_weights {weights} must be non-negative, one per kernel")

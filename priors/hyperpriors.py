@@ -137,6 +137,12 @@ def as_hyperprior(value: Hyperprior | float | int) -> Hyperprior:
     return Fixed(float(value)) if isinstance(value, (int, float)) else value
 
 
+def check_choices(name: str, chosen: tuple, allowed: tuple) -> None:
+    """Raises a ValueError unless `chosen` is a non-empty subset of `allowed`."""
+    if not chosen or set(chosen) - set(allowed):
+        raise ValueError(f"{name} must be a non-empty subset of {allowed}, got {chosen}")
+
+
 def check_positive_support(name: str, hyperprior: Hyperprior, allow_zero: bool = False) -> None:
     """Raises `ValueError` if `hyperprior` can draw values outside `(0, inf)` (`[0, inf)` with `allow_zero`)."""
     low = {Fixed: lambda h: h.value, Uniform: lambda h: h.low}.get(type(hyperprior))

@@ -14,6 +14,7 @@ from priors.hyperpriors import (
     LogNormal,
     Uniform,
     as_hyperprior,
+    check_choices,
     check_positive_support,
     check_unit_support,
 )
@@ -196,10 +197,8 @@ class SCMPrior(DataclassConfig):
         for lo, hi in (("min_causes", "max_causes"), ("min_layers", "max_layers"), ("min_width", "max_width")):
             if not 1 <= getattr(self, lo) <= getattr(self, hi):
                 raise ValueError(f"SCMPrior needs 1 <= {lo} <= {hi}, got {getattr(self, lo)} and {getattr(self, hi)}")
-        if not self.mechanisms or set(self.mechanisms) - set(MECHANISMS):
-            raise ValueError(f"mechanisms must be a non-empty subset of {MECHANISMS}, got {self.mechanisms}")
-        if not self.warps or set(self.warps) - set(WARPS):
-            raise ValueError(f"warps must be a non-empty subset of {WARPS}, got {self.warps}")
+        check_choices("mechanisms", tuple(self.mechanisms), MECHANISMS)
+        check_choices("warps", tuple(self.warps), WARPS)
 
     def sample(
         self, batch_size: int, n_points: int, n_features: int, *,
