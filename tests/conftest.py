@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+from hypothesis import settings
 
 from pfn.config import ModelConfig
 from pfn.model import PFN
 
 torch.set_num_threads(1)
+
+# Property tests draw the same examples on every run (CI must not pass or fail by chance);
+# `HYPOTHESIS_PROFILE=explore pytest` draws fresh, and more, examples to hunt for new failures.
+settings.register_profile("fixed", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fixed"))
 
 TINY_MODEL = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, n_buckets=50, max_features=4)
 
