@@ -2,6 +2,7 @@
 
 from priors.batch import Batch
 from priors.bnn import BNNPrior
+from priors.bo import BOPrior
 from priors.curves import CurvePrior
 from priors.gp import GPPrior
 from priors.hyperprior_wrapper import HyperpriorWrapper
@@ -10,5 +11,5 @@ from priors.mixture import MixturePrior
 from priors.registry import prior_from_dict, register_prior
 from priors.scm import SCMPrior
 
-__all__ = ["Batch", "BNNPrior", "CurvePrior", "Fixed", "GPPrior", "Gamma", "HyperpriorWrapper", "LogNormal",
+__all__ = ["Batch", "BNNPrior", "BOPrior", "CurvePrior", "Fixed", "GPPrior", "Gamma", "HyperpriorWrapper", "LogNormal",
            "MixturePrior", "SCMPrior", "Uniform", "prior_from_dict", "register_prior"]

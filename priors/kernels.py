@@ -6,7 +6,7 @@ import math
 
 import torch
 
-KERNELS = ("rbf", "matern52")
+KERNELS = ("rbf", "matern52", "matern32", "matern12")  # append only: checkpoints and meta store indices
 
 
 def scaled_sq_dist(x: torch.Tensor, lengthscale: torch.Tensor) -> torch.Tensor:
@@ -36,6 +36,20 @@ def matern52(d2: torch.Tensor) -> torch.Tensor:
     return (1.0 + r + r * r / 3.0) * torch.exp(-r)
 
 
+def matern32(d2: torch.Tensor) -> torch.Tensor:
+    """Matern-3/2 correlation of squared distances `d2`."""
+    r = torch.sqrt(d2 + 1e-30) * math.sqrt(3.0)
+    return (1.0 + r) * torch.exp(-r)
+
+
+def matern12(d2: torch.Tensor) -> torch.Tensor:
+    """Matern-1/2 (exponential) correlation of squared distances `d2`: rough, nowhere differentiable paths."""
+    return torch.exp(-torch.sqrt(d2 + 1e-30))
+
+
+KERNEL_FUNCTIONS = (rbf, matern52, matern32, matern12)  # in the order of KERNELS
+
+
 def correlation(d2: torch.Tensor, kernel_index: torch.Tensor) -> torch.Tensor:
     """Per-dataset correlation matrices.
 
@@ -44,7 +58,11 @@ def correlation(d2: torch.Tensor, kernel_index: torch.Tensor) -> torch.Tensor:
         kernel_index: A `B` long tensor indexing `KERNELS`.
 
     Returns:
-        A `B x N x M` tensor.
+        A `B x N x M` tensor; each kernel is evaluated only on the datasets that use it.
     """
-    is_rbf = (kernel_index == KERNELS.index("rbf")).view(-1, 1, 1)
-    return torch.where(is_rbf, rbf(d2), matern52(d2))
+    out = torch.empty_like(d2)
+    for index, kernel in enumerate(KERNEL_FUNCTIONS):
+        rows = kernel_index == index
+        if rows.any():
+            out[rows] = kernel(d2[rows])
+    return out

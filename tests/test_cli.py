@@ -12,7 +12,7 @@ from test_training import MODEL, PRIOR, TRAIN, assert_same_weights, state_of
 
 import pfn
 import pfn.checkpoint as ckpt
-from pfn.cli import main
+from pfn.cli import CONFIG_DIR, load_run_config, main
 
 
 def write_config(tmp_path: Path, name: str = "tiny", **train: object) -> Path:
@@ -179,3 +179,22 @@ def test_list_reports_a_corrupt_manifest_and_a_missing_model(tmp_path, tiny_pfn,
     assert "tiny: " in out and f"gone: BROKEN: {pretrained / 'gone'}/" in out and "is missing" in out
     (pretrained / "MANIFEST.json").write_text("{ not json")
     fails(["list"], f"pfn list: {pretrained / 'MANIFEST.json'} is not a valid manifest")
+
+
+@pytest.mark.parametrize("config", sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
+def test_every_shipped_training_config_builds_its_prior_model_and_a_batch(config):
+    from pfn.config import ModelConfig, TrainConfig
+    from pfn.model import PFN
+    from pfn.training import draw_batch, initial_head_state
+    from priors import prior_from_dict
+
+    _, cfg = load_run_config(config)
+    prior = prior_from_dict(cfg["prior"])
+    model_cfg = ModelConfig.from_dict(cfg["model"])
+    train_cfg = TrainConfig.from_dict({**cfg["train"], "batch_size": 2})
+    assert train_cfg.max_features <= model_cfg.max_features
+    batch = draw_batch(prior, train_cfg, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert batch.x.shape[:2] == (2, train_cfg.n_points) and torch.isfinite(batch.y).all()
+    border_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "border_samples": 4 * model_cfg.n_buckets})
+    head_state = initial_head_state(prior, model_cfg, border_cfg, torch.device("cpu"))
+    assert PFN(model_cfg, head_state).config == model_cfg

@@ -25,7 +25,7 @@ from priors import (
 from priors.batch import Batch
 from priors.gp import sample_gp_functions
 from priors.hyperpriors import hyperprior_from_dict
-from priors.kernels import KERNELS, matern52, rbf
+from priors.kernels import KERNEL_FUNCTIONS, KERNELS, matern12, matern32, matern52, rbf
 
 PRIORS = {
     "gp": GPPrior(),
@@ -230,6 +230,16 @@ def test_gp_prior_kernel_weights_select_kernels():
     assert frac_matern == pytest.approx(0.75, abs=0.03)
 
 
+def test_kernels_have_their_closed_forms_at_unit_distance():
+    one = torch.tensor(1.0, dtype=torch.float64)
+    r5, r3 = math.sqrt(5.0), math.sqrt(3.0)
+    assert rbf(one).item() == pytest.approx(math.exp(-0.5))
+    assert matern52(one).item() == pytest.approx((1 + r5 + 5 / 3) * math.exp(-r5))
+    assert matern32(one).item() == pytest.approx((1 + r3) * math.exp(-r3))
+    assert matern12(one).item() == pytest.approx(math.exp(-1.0))
+    assert [f.__name__ for f in KERNEL_FUNCTIONS] == list(KERNELS)
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_gp_function_covariance_at_two_fixed_points_matches_the_kernel(kernel):
     n, lengthscale, outputscale = 20000, 0.4, 1.7
@@ -238,7 +248,7 @@ def test_gp_function_covariance_at_two_fixed_points_matches_the_kernel(kernel):
     x = torch.tensor([[0.1, 0.5], [0.35, 0.7]]).expand(n, 2, 2)
     f = sample_gp_functions(x, hyp, gen(1)).double()
     d2 = ((x[0, 0] - x[0, 1]) ** 2).sum().double() / lengthscale**2
-    corr = (rbf if kernel == "rbf" else matern52)(d2).item()
+    corr = KERNEL_FUNCTIONS[KERNELS.index(kernel)](d2).item()
     emp = f.T @ f / n  # zero-mean GP
     se_var = outputscale * math.sqrt(2.0 / n)
     assert emp[0, 0].item() == pytest.approx(outputscale, abs=5 * se_var)
