@@ -114,11 +114,17 @@ def cmd_ship(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    from pfn.checkpoint import read_manifest
+    from pfn.curves.demo import run_curves_demo
     from pfn.demo import run_demo
     from pfn.tabular.demo import run_tabular_demo
 
     run_demo(Path(args.out))
     run_tabular_demo()
+    if "lcpfn" in read_manifest()["models"]:
+        run_curves_demo(Path(args.out))
+    else:
+        print("\nLearning curves: skipped, pretrained/lcpfn is not shipped")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -150,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--command", help="the full command that reproduces the run, if not the default "
                                      "'pfn train CONFIG --out RUN && pfn ship RUN NAME'")
     p.set_defaults(func=cmd_ship)
-    p = sub.add_parser("demo", help="shipped GP-PFN on a real signal (with a plot), tabular classifier on a real table")
+    p = sub.add_parser("demo", help="the shipped models on real data: GP-PFN on a signal, tabular classifier on a "
+                                   "table, LC-PFN on training runs (plots in --out)")
     p.add_argument("--out", default="demo_output", help="folder for the plot")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -80,3 +80,13 @@ def test_tabular_demo_classifies_wine_far_above_chance():
     results = run_tabular_demo()
     assert set(results) == {"PFNClassifier", "logistic regression", "HistGradientBoosting"}
     assert results["PFNClassifier"]["accuracy"] > WINE_ACCURACY_FLOOR
+
+
+@pytest.mark.skipif("lcpfn" not in read_manifest()["models"], reason="pretrained/lcpfn is not shipped")
+def test_curves_demo_extrapolates_real_runs_and_writes_plot(tmp_path):
+    from pfn.curves.demo import run_curves_demo
+
+    result = run_curves_demo(tmp_path)
+    assert (tmp_path / "demo_curves.png").stat().st_size > 10_000
+    assert result["coverage90"] >= 0.5
+    assert result["mae_median"] < result["mae_last"]
