@@ -121,10 +121,17 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     run_demo(Path(args.out))
     run_tabular_demo()
-    if "lcpfn" in read_manifest()["models"]:
+    shipped = read_manifest()["models"]
+    if "lcpfn" in shipped:
         run_curves_demo(Path(args.out))
     else:
         print("\nLearning curves: skipped, pretrained/lcpfn is not shipped")
+    if "bo" in shipped:
+        from bo.demo import run_bo_demo
+
+        run_bo_demo(Path(args.out))
+    else:
+        print("\nBayesian optimisation: skipped, pretrained/bo is not shipped")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "'pfn train CONFIG --out RUN && pfn ship RUN NAME'")
     p.set_defaults(func=cmd_ship)
     p = sub.add_parser("demo", help="the shipped models on real data: GP-PFN on a signal, tabular classifier on a "
-                                   "table, LC-PFN on training runs (plots in --out)")
+                                   "table, LC-PFN on training runs, PFN-BO on a tuning task (plots in --out)")
     p.add_argument("--out", default="demo_output", help="folder for the plot")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -90,3 +90,12 @@ def test_curves_demo_extrapolates_real_runs_and_writes_plot(tmp_path):
     assert (tmp_path / "demo_curves.png").stat().st_size > 10_000
     assert result["coverage90"] >= 0.5
     assert result["mae_median"] < result["mae_last"]
+
+
+@pytest.mark.skipif("bo" not in read_manifest()["models"], reason="pretrained/bo is not shipped")
+def test_bo_demo_tunes_gradient_boosting_and_writes_plot(tmp_path):
+    from bo.demo import run_bo_demo
+
+    result = run_bo_demo(tmp_path, n_trials=12)
+    assert (tmp_path / "demo_bo.png").stat().st_size > 5_000
+    assert result["best_pfn"] < 0.08  # 50-tree gradient boosting reaches about 0.04 on breast cancer
