@@ -29,9 +29,10 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
+from pfn.architectures import build_model
 from pfn.config import ModelConfig
-from pfn.model import PFN
 
 WEIGHTS, CONFIG, CHECKSUMS, MANIFEST = "model.safetensors", "config.json", "checksums.json", "MANIFEST.json"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -81,7 +82,7 @@ def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     write_file(path, lambda p: save_file(cpu, str(p)))
 
 
-def write_model_files(model: PFN, folder: Path) -> None:
+def write_model_files(model: nn.Module, folder: Path) -> None:
     """Writes `model.safetensors` and `config.json` (architecture, the head's state, `model.info`)."""
     config = {"model": model.config.to_dict(), "head_state": model.head.saved_state(), **model.info}
     write_tensors(folder / WEIGHTS, model.state_dict())
@@ -97,7 +98,7 @@ def write_checksums(folder: str | Path) -> dict[str, dict[str, Any]]:
     return record
 
 
-def save_checkpoint(model: PFN, folder: str | Path) -> Path:
+def save_checkpoint(model: nn.Module, folder: str | Path) -> Path:
     """Saves `model` as a checkpoint folder (weights, config, checksums written last); returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -234,11 +235,12 @@ def resolve(name_or_path: str | Path) -> Path:
     return folder
 
 
-def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> PFN:
+def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Loads a shipped model by name or a checkpoint (or training run) folder, verifying its files first.
 
     Returns:
-        The `PFN` in eval mode on `device`.
+        The model in eval mode on `device`: a `PFN`, or the class its `config.architecture` names
+        (e.g. a `pfn.DistributionTransformer`).
     """
     return load_folder(resolve(name_or_path), device)
 
@@ -263,11 +265,12 @@ def read_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
     return config, state
 
 
-def model_from(config: dict[str, Any], state: dict[str, torch.Tensor], folder: Path) -> PFN:
-    """Builds a `PFN` (train mode, on the CPU) from a checkpoint's config and weights read from `folder`."""
+def model_from(config: dict[str, Any], state: dict[str, torch.Tensor], folder: Path) -> nn.Module:
+    """Builds the model of `config["model"]["architecture"]` (train mode, on the CPU) from a checkpoint's config
+    and weights read from `folder`."""
     try:
-        model = PFN(ModelConfig.from_dict(config["model"]), config["head_state"],
-                    {k: v for k, v in config.items() if k not in ("model", "head_state")})
+        model = build_model(ModelConfig.from_dict(config["model"]), config["head_state"],
+                            {k: v for k, v in config.items() if k not in ("model", "head_state")})
     except (TypeError, ValueError) as err:  # e.g. an unknown field, borders that do not match n_buckets
         raise CheckpointError(f"{folder / CONFIG} is not a valid checkpoint config: {err}") from None
     try:
@@ -277,7 +280,7 @@ def model_from(config: dict[str, Any], state: dict[str, torch.Tensor], folder: P
     return model
 
 
-def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> PFN:
+def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Loads the checkpoint in `folder` (or the newest one of the training run in `folder`), verified."""
     folder = checkpoint_folder(Path(folder))
     return model_from(*read_checkpoint(folder), folder).to(device).eval()

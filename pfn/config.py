@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from pfn.architectures import architecture_class
 from pfn.heads import head_class
 
 FEATURE_ENCODINGS = ("pad", "per_feature")
@@ -39,6 +40,12 @@ class ModelConfig(_Config):
     over `n_buckets` buckets (regression); `"classification"` predicts up to `max_classes`
     classes, and context targets are class indices `0, ..., max_classes - 1` (embedded as
     numbers, like real targets).
+
+    `architecture` names a registered model class (`pfn.architectures`): `"pfn"` is the `PFN`
+    above; `"dist"` is the `pfn.dist.DistributionTransformer` (head `"gmm"`), which maps a
+    Gaussian-mixture prior of at most `max_components` components in at most `max_latent_dim`
+    dimensions and linear-Gaussian measurements to the posterior mixture; there `max_features`
+    is the width of its tokens, `priors.gmm.token_width(max_latent_dim)`.
     """
 
     max_features: int = 4
@@ -50,6 +57,9 @@ class ModelConfig(_Config):
     feature_encoding: str = "pad"
     head: str = "bar"
     max_classes: int = 10
+    architecture: str = "pfn"
+    max_components: int = 4
+    max_latent_dim: int = 2
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -58,8 +68,11 @@ class ModelConfig(_Config):
             raise ValueError(f"feature_encoding {self.feature_encoding!r} is not supported; use one of "
                              f"{FEATURE_ENCODINGS}")
         head_class(self.head)  # raises for an unknown head
-        if min(self.max_features, self.n_layers, self.d_ff) < 1 or self.n_buckets < 3 or self.max_classes < 2:
-            raise ValueError("max_features, n_layers and d_ff must be >= 1, n_buckets >= 3 and max_classes >= 2")
+        architecture_class(self.architecture)  # raises for an unknown architecture
+        sizes = (self.max_features, self.n_layers, self.d_ff, self.max_components, self.max_latent_dim)
+        if min(sizes) < 1 or self.n_buckets < 3 or self.max_classes < 2:
+            raise ValueError("max_features, n_layers, d_ff, max_components and max_latent_dim must be >= 1, "
+                             "n_buckets >= 3 and max_classes >= 2")
 
 
 INIT_PARTS = ("auto", "all", "transformer")

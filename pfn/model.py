@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pfn.architectures import register_architecture
 from pfn.config import ModelConfig
 from pfn.feature_transformer import FeatureTokenTransformer
 from pfn.heads import head_class
@@ -18,8 +19,9 @@ from priors.batch import Batch
 TRANSFORMERS = {"pad": PFNTransformer, "per_feature": FeatureTokenTransformer}
 
 
+@register_architecture("pfn")
 class PFN(nn.Module):
-    """A prior-data fitted network: transformer plus output head.
+    """A prior-data fitted network: transformer plus output head (`ModelConfig.architecture="pfn"`).
 
     Args:
         config: The architecture (`config.feature_encoding` picks the transformer,

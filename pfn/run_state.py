@@ -30,11 +30,11 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
 from pfn import checkpoint
 from pfn.checkpoint import step_folders
 from pfn.config import ModelConfig, TrainConfig
-from pfn.model import PFN
 from priors import prior_from_dict
 
 STATE_TENSORS, STATE_JSON, TMP_PREFIX = "train_state.safetensors", "train_state.json", ".tmp-"
@@ -66,7 +66,7 @@ def open_run(out: Path) -> Path | None:
 
 # --- saving and restoring the training state ----------------------------------------------------
 
-def save_run_checkpoint(out: Path, step: int, model: PFN, opt: torch.optim.Optimizer, gen: torch.Generator,
+def save_run_checkpoint(out: Path, step: int, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
                         rank: int, world: int) -> None:
     """Writes the whole training state at `step` as `out/step-<step>/`, atomically (see the module doc).
 

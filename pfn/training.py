@@ -21,13 +21,14 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from pfn.architectures import build_model
 from pfn.checkpoint import model_from, read_checkpoint, resolve
 from pfn.config import ModelConfig, TrainConfig
 from pfn.heads import head_class
-from pfn.model import PFN
 from pfn.run_state import open_run, restore_train_state, resume_changes, save_run_checkpoint, stages
 from priors.batch import Batch
 
@@ -67,7 +68,7 @@ def check_configs(model_config: ModelConfig, train_config: TrainConfig) -> None:
                          "model.max_features or lower train.max_features")
 
 
-def check_prior_fits_head(model: PFN, prior: Any, batch: Batch) -> None:
+def check_prior_fits_head(model: nn.Module, prior: Any, batch: Batch) -> None:
     """Refuses a prior whose batches lack what the model's head needs (e.g. `meta["n_classes"]`)."""
     try:
         model.head.task_of_batch(batch)
@@ -115,7 +116,7 @@ def initial_head_state(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
 
 
 def initial_model(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
-                  device: torch.device) -> tuple[PFN, dict[str, Any]]:
+                  device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """A fresh model, or one initialised from `cfg.init_from` (see `TrainConfig`).
 
     Returns:
@@ -123,7 +124,7 @@ def initial_model(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
         and "lineage" (the source's stages), empty for a fresh model.
     """
     if cfg.init_from is None:
-        return PFN(model_cfg, initial_head_state(prior, model_cfg, cfg, device)), {}
+        return build_model(model_cfg, initial_head_state(prior, model_cfg, cfg, device)), {}
     folder = resolve(cfg.init_from)
     config, state = read_checkpoint(folder)
     source = model_from(config, state, folder)
@@ -136,10 +137,10 @@ def initial_model(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
                      if getattr(model_cfg, k) != v]
             raise ValueError(f"init_from={cfg.init_from!r} has another architecture ({'; '.join(diffs)}); continue "
                              "it with its own model config, or take only its transformer with init_parts='transformer'")
-        model = PFN(model_cfg, source.head.saved_state())
+        model = build_model(model_cfg, source.head.saved_state())
         model.load_state_dict(source.state_dict())
     else:
-        model = PFN(model_cfg, initial_head_state(prior, model_cfg, cfg, device))
+        model = build_model(model_cfg, initial_head_state(prior, model_cfg, cfg, device))
         try:
             model.transformer.load_state_dict(source.transformer.state_dict())
         except RuntimeError as err:
@@ -155,7 +156,7 @@ def validation_batches(prior: Any, cfg: TrainConfig, device: torch.device) -> li
 
 
 @torch.no_grad()
-def validation_nll(model: PFN, batches: list[Batch]) -> float:
+def validation_nll(model: nn.Module, batches: list[Batch]) -> float:
     """Mean NLL of the query targets of `batches`, in fp32 whatever the training precision (so that
     validation NLLs compare across `amp` settings and with earlier records)."""
     model.eval()
@@ -183,7 +184,7 @@ def _device_name(device: torch.device) -> str:
 
 
 def _starting_point(prior: Any, model_config: ModelConfig, cfg: TrainConfig, device: torch.device,
-                    saved: Path | None, allow_change: Collection[str]) -> tuple[PFN, dict[str, Any]]:
+                    saved: Path | None, allow_change: Collection[str]) -> tuple[nn.Module, dict[str, Any]]:
     """The model and record a run starts from: its newest checkpoint `saved` (after the resume
     checks, see `train`) or `initial_model`."""
     if saved is None:
@@ -200,8 +201,9 @@ def _starting_point(prior: Any, model_config: ModelConfig, cfg: TrainConfig, dev
 def train(
     prior: Any, model_config: ModelConfig, train_config: TrainConfig, out_dir: str | Path | None = None,
     *, progress: bool = True, stop_after: int | None = None, allow_change: Collection[str] = (),
-) -> PFN:
-    """Trains a PFN on `prior`; returns the trained model (also saved to `out_dir`, see `pfn.run_state`).
+) -> nn.Module:
+    """Trains the model of `model_config.architecture` (a `PFN` by default) on `prior`; returns the trained model
+    (also saved to `out_dir`, see `pfn.run_state`).
 
     If `out_dir` holds a run, training resumes from its newest checkpoint exactly, provided the
     configuration is the same: a different architecture is refused, and so is any other

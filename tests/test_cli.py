@@ -183,8 +183,8 @@ def test_list_reports_a_corrupt_manifest_and_a_missing_model(tmp_path, tiny_pfn,
 
 @pytest.mark.parametrize("config", sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
 def test_every_shipped_training_config_builds_its_prior_model_and_a_batch(config):
+    from pfn.architectures import build_model
     from pfn.config import ModelConfig, TrainConfig
-    from pfn.model import PFN
     from pfn.training import draw_batch, initial_head_state
     from priors import prior_from_dict
 
@@ -197,4 +197,4 @@ def test_every_shipped_training_config_builds_its_prior_model_and_a_batch(config
     assert batch.x.shape[:2] == (2, train_cfg.n_points) and torch.isfinite(batch.y).all()
     border_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "border_samples": 4 * model_cfg.n_buckets})
     head_state = initial_head_state(prior, model_cfg, border_cfg, torch.device("cpu"))
-    assert PFN(model_cfg, head_state).config == model_cfg
+    assert build_model(model_cfg, head_state).config == model_cfg

@@ -8,5 +8,6 @@ head (say, a Gaussian mixture) is one new module with `@register_head("name")`.
 from pfn.heads.bar import BarHead
 from pfn.heads.base import HEADS, Head, head_class, register_head
 from pfn.heads.classification import ClassificationHead
+from pfn.heads.gmm import GMMHead
 
-__all__ = ["HEADS", "BarHead", "ClassificationHead", "Head", "head_class", "register_head"]
+__all__ = ["HEADS", "BarHead", "ClassificationHead", "GMMHead", "Head", "head_class", "register_head"]
