@@ -14,14 +14,27 @@ Methods, each minimising the task with the same number of evaluations:
 - `random`: scrambled Sobol points.
 
 Scores: normalised regret of the incumbent (the best observed point; for noisy tasks its
-noise-free value) after each evaluation, median and quartiles over seeds; mean final regret;
-each optimiser's own time per suggestion (the ask call alone, objective excluded) when it has
-25, 50 and 100 observations. Every finished (task, method, seed) run is cached under
-`benchmarks/results/bo_runs/`, so an interrupted benchmark continues where it stopped.
+noise-free value) after each evaluation, median and quartiles over seeds; mean final regret.
+Normalised regret is `(f(incumbent) - optimum) / (reference - optimum)`: for the synthetic
+functions the optimum is BoTorch's `optimal_value` and the reference the median of the function
+over 1024 Sobol points; for the tuning tasks (no known optimum) the optimum is the best CV error
+any method found in any seed of this benchmark and the reference the median value of random
+search. The noisy variants add Gaussian noise of std 5% of the function's range over those Sobol
+points (`bo_tasks.NOISE_FRACTION`); the optimisers see noisy values, the regret is noise-free.
+
+Time per suggestion: each optimiser's own ask call alone (objective excluded), measured on
+`--timing-task` (Hartmann-6) given 25, 50 and 100 random observations (`study.ask` for Optuna;
+fit + `optimize_acqf` for the BoTorch loop); the per-run ask times are kept in the JSON too.
+
+Every finished (task, method, seed) run is appended as a line to
+`benchmarks/results/bo_runs/{quick,full}/<task>__<method>__<n_trials>.jsonl` (ignored by git),
+so an interrupted benchmark continues where it stopped; delete the folder to start afresh.
+Without a shipped `pretrained/bo` the pfn method is skipped unless `--pfn-model` names a checkpoint.
 
     PYTHONPATH=. python benchmarks/bo.py                                   # everything: slow (hours)
     PYTHONPATH=. python benchmarks/bo.py --seeds 3 --n-trials 40 --tasks branin hartmann6
     PYTHONPATH=. python benchmarks/bo.py --quick                           # smoke run, results/bo_quick.*
+    PYTHONPATH=. python benchmarks/bo.py --pfn-model runs/bo/step-00008000  # a PFN checkpoint not shipped
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import sys
 import time
@@ -45,6 +59,7 @@ _HERE = str(Path(__file__).resolve().parent)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(_HERE)]
 import bo  # noqa: E402
 from bo.optimizer import default_n_initial  # noqa: E402
+from pfn.checkpoint import read_manifest  # noqa: E402
 
 sys.path.append(_HERE)
 from bo_tasks import Task, all_tasks, normalised_regret  # noqa: E402  (sibling modules)
@@ -175,15 +190,111 @@ def run_method(task: Task, method: str, n_trials: int, seed: int, pfn_model: str
             "true": true, "ask_seconds": ask_seconds, "seconds": time.perf_counter() - start}
 
 
-def cached_run(task: Task, method: str, n_trials: int, seed: int, pfn_model: str, runs_dir: Path) -> dict[str, Any]:
-    tag = method if method != "pfn" else f"pfn-{Path(pfn_model).name}"
-    path = runs_dir / f"{task.name}__{tag}__{seed}__{n_trials}.json"
+def run_tag(method: str, pfn_model: str) -> str:
+    """The method's name in cache files; the PFN's includes its model (a name or a sanitised path)."""
+    if method != "pfn":
+        return method
+    return "pfn-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in str(pfn_model).strip("/"))
+
+
+def load_runs(path: Path) -> dict[int, dict[str, Any]]:
+    """The finished runs in a JSON-lines cache file by seed (a line cut short by a kill is ignored)."""
+    runs: dict[int, dict[str, Any]] = {}
     if path.is_file():
-        return json.loads(path.read_text())
-    run = run_method(task, method, n_trials, seed, pfn_model)
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(run))
-    return run
+        for line in path.read_text().splitlines():
+            try:
+                run = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            runs[int(run["seed"])] = run
+    return runs
+
+
+def append_run(path: Path, run: dict[str, Any]) -> None:
+    """Appends one finished run as a line of `path` and flushes it to disk before going on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        if f.tell() > 0 and not path.read_bytes().endswith(b"\n"):
+            f.write("\n")  # end a line left half-written by a kill
+        f.write(json.dumps(run) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def cached_runs(task: Task, method: str, n_trials: int, seeds: range, pfn_model: str,
+                runs_dir: Path) -> list[dict[str, Any]]:
+    """The runs of `method` on `task` for `seeds`: read from `runs_dir/<task>__<method>__<n>.jsonl`,
+    the missing ones run now and appended one by one (an interrupted benchmark continues)."""
+    path = runs_dir / f"{task.name}__{run_tag(method, pfn_model)}__{n_trials}.jsonl"
+    done = load_runs(path)
+    out = []
+    for seed in seeds:
+        run = done.get(seed)
+        if run is None:
+            run = run_method(task, method, n_trials, seed, pfn_model)
+            append_run(path, run)
+        out.append(run)
+        print(f"{task.name:>22} {method:>9} seed {seed}: best {min(run['true']):.5g} ({run['seconds']:.1f} s)",
+              flush=True)
+    return out
+
+
+# --- time per suggestion ------------------------------------------------------------------------
+def ask_seconds_with(task: Task, method: str, n_observed: int, seed: int, pfn_model: str) -> float:
+    """Seconds of one suggestion of `method` given `n_observed` random observations of `task` (objective excluded).
+
+    The observations are the same for every method (random points of the space with their values); what
+    is timed is the ask call alone: `Optimizer.ask` (surrogate fit and acquisition optimisation),
+    Optuna's `study.ask`, or the BoTorch loop's fit + `optimize_acqf`.
+    """
+    space = bo.Space(task.space)
+    rng = np.random.default_rng(seed)
+    points = space.sample(n_observed, seed)
+    values = [task.evaluate(p, rng)[0] for p in points]
+    if method in ("pfn", "gp"):
+        surrogate = bo.PFNSurrogate(pfn_model) if method == "pfn" else "gp"
+        opt = bo.Optimizer(task.space, surrogate=surrogate, seed=seed)
+        for p, v in zip(points, values, strict=True):
+            opt.tell(p, v)
+        start = time.perf_counter()
+        opt.ask()
+        return time.perf_counter() - start
+    if method in ("tpe", "optuna-gp"):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = (optuna.samplers.TPESampler(seed=seed) if method == "tpe"
+                   else optuna.samplers.GPSampler(seed=seed))
+        study = optuna.create_study(sampler=sampler, direction="minimize")
+        distributions = optuna_distributions(task.space)
+        study.add_trials([optuna.trial.create_trial(params=p, distributions=distributions, value=v)
+                          for p, v in zip(points, values, strict=True)])
+        start = time.perf_counter()
+        study.ask(distributions)
+        return time.perf_counter() - start
+    if method == "botorch":
+        X, y = space.encode(points), torch.tensor(values, dtype=torch.float64)
+        start = time.perf_counter()
+        space.decode(botorch_suggest(X, y, seed))
+        return time.perf_counter() - start
+    start = time.perf_counter()
+    space.sample(1, seed + n_observed)
+    return time.perf_counter() - start
+
+
+def timing_study(task: Task, methods: list[str], repeats: int, pfn_model: str) -> dict[str, dict[int, float]]:
+    """Median seconds per suggestion of each method at `TIMING_POINTS` observations of `task`."""
+    out: dict[str, dict[int, float]] = {}
+    for method in methods:
+        ask_seconds_with(task, method, 10, 999, pfn_model)  # warm-up: imports, first-call compilation, caches
+        out[method] = {}
+        for n in TIMING_POINTS:
+            torch.manual_seed(0)
+            out[method][n] = float(np.median([ask_seconds_with(task, method, n, r, pfn_model)
+                                              for r in range(repeats)]))
+        print(f"time per suggestion {method:>9}: " + ", ".join(f"{out[method][n]:.3f} s at {n}"
+                                                             for n in TIMING_POINTS), flush=True)
+    return out
 
 
 # --- scores -------------------------------------------------------------------------------------
@@ -215,8 +326,10 @@ def ask_time_at(runs: list[dict[str, Any]], n_observed: int) -> float:
 
 
 # --- report -------------------------------------------------------------------------------------
-def report(curves: dict[str, dict[str, np.ndarray]], timing: dict[str, dict[int, float]], args: argparse.Namespace,
+def report(curves: dict[str, dict[str, np.ndarray]], timing: dict[str, dict[int, float]],
+           in_runs: dict[str, dict[int, float]], args: argparse.Namespace,
            seconds: float) -> tuple[dict[str, Any], str]:
+    """The JSON record and the markdown report: regret per task and method, time per suggestion, targets."""
     methods = [m for m in METHODS if any(m in c for c in curves.values())]
     final = {m: {t: float(c[m][:, -1].mean()) for t, c in curves.items() if m in c} for m in methods}
     mean_final = {m: float(np.mean(list(v.values()))) for m, v in final.items()}
@@ -241,11 +354,15 @@ def report(curves: dict[str, dict[str, np.ndarray]], timing: dict[str, dict[int,
                 lines.append(f"| {m} | " + " | ".join(f"{q[1, s - 1]:.3g} [{q[0, s - 1]:.3g}, {q[2, s - 1]:.3g}]"
                                                       for s in steps) + " |")
         lines.append("")
-    lines += ["## Time per suggestion (median seconds of the ask call alone)", "",
+    timed = [m for m in methods if m in timing]
+    lines += [f"## Time per suggestion on {args.timing_task} (median seconds of the ask call alone, "
+              f"{args.timing_repeats} repeat(s), given that many random observations)", "",
               "| method | " + " | ".join(f"{n} observations" for n in TIMING_POINTS) + " |",
               "|---|" + "---|" * len(TIMING_POINTS)]
-    for m in methods:
+    for m in timed:
         lines.append(f"| {m} | " + " | ".join(f"{timing[m][n]:.3f}" for n in TIMING_POINTS) + " |")
+    if not timed:
+        lines.append("| (not measured: --no-timing) |" + " |" * len(TIMING_POINTS))
     targets = []
     if "pfn" in mean_final:
         rivals = {m: mean_final[m] for m in ("botorch", "tpe", "optuna-gp") if m in mean_final}
@@ -258,17 +375,22 @@ def report(curves: dict[str, dict[str, np.ndarray]], timing: dict[str, dict[int,
             if task in final["pfn"] and "random" in final and task in final["random"]:
                 ratio = final["random"][task] / max(final["pfn"][task], 1e-12)
                 targets.append(f"- {task}: random search's final regret / PFN-BO's = {ratio:.1f}x (target >= 10x)")
-        if "botorch" in timing:
-            n = max((k for k in TIMING_POINTS if np.isfinite(timing["pfn"][k]) and np.isfinite(timing["botorch"][k])),
-                    default=None)
-            if n is not None:
-                targets.append(f"- time per suggestion at {n} observations: BoTorch / PFN-BO = "
-                               f"{timing['botorch'][n] / timing['pfn'][n]:.1f}x (target >= 10x at 100)")
+        if "botorch" in timing and "pfn" in timing:
+            for n in TIMING_POINTS:
+                ratio = timing["botorch"][n] / timing["pfn"][n]
+                met = "" if n != 100 else (": met" if ratio >= 10 else ": not met")
+                targets.append(f"- time per suggestion at {n} observations: PFN-BO {timing['pfn'][n]:.3f} s, BoTorch "
+                               f"{timing['botorch'][n]:.3f} s; PFN / BoTorch = {1 / ratio:.3f}, BoTorch / PFN = "
+                               f"{ratio:.1f}x (target >= 10x at 100{met})")
     lines += ["", "## Targets", ""] + (targets or ["- (needs the pfn method)"]) + [""]
     record = {"n_trials": args.n_trials, "seeds": args.seeds, "pfn_model": args.pfn_model, "methods": methods,
               "mean_final_regret": mean_final, "final_regret": final,
               "median_regret_per_step": {t: {m: np.median(c[m], 0).tolist() for m in c} for t, c in curves.items()},
-              "ask_seconds": {m: {str(k): v for k, v in timing[m].items()} for m in methods},
+              "ask_seconds": {m: {str(k): v for k, v in timing[m].items()} for m in timed},
+              "ask_seconds_in_runs": {m: {str(k): v for k, v in in_runs[m].items()} for m in methods},
+              "timing_task": args.timing_task,
+              "regret_quartiles_per_step": {t: {m: np.quantile(c[m], [0.25, 0.5, 0.75], axis=0).tolist() for m in c}
+                                            for t, c in curves.items()},
               "seconds": seconds, "date": str(datetime.date.today())}
     return record, "\n".join(lines)
 
@@ -304,14 +426,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--n-trials", type=int, default=50)
     parser.add_argument("--pfn-model", default="bo", help="shipped name or checkpoint folder of the PFN surrogate")
-    parser.add_argument("--quick", action="store_true", help="2 tasks, 2 seeds, 12 trials; writes results/bo_quick.*")
+    parser.add_argument("--timing-task", default="hartmann6", help="task of the time-per-suggestion study")
+    parser.add_argument("--timing-repeats", type=int, default=3, help="suggestions timed per method and size")
+    parser.add_argument("--no-timing", action="store_true", help="skip the time-per-suggestion study")
+    parser.add_argument("--quick", action="store_true",
+                        help="2 tasks, 2 seeds, 12 trials, 1 timing repeat; writes results/bo_quick.*")
     args = parser.parse_args()
     tasks = all_tasks()
     if args.quick:
         args.tasks, args.seeds, args.n_trials = args.tasks or ["branin", "svm-breast_cancer"], 2, 12
-    unknown = set(args.tasks or []) - set(tasks)
+        args.timing_repeats = 1
+    unknown = set(args.tasks or []) - set(tasks) | ({args.timing_task} - set(tasks))
     if unknown:
         raise SystemExit(f"unknown tasks {sorted(unknown)}; known: {sorted(tasks)}")
+    if "pfn" in args.methods and args.pfn_model == "bo" and "bo" not in read_manifest()["models"]:
+        print("pfn: skipped, pretrained/bo is not shipped (pass --pfn-model CHECKPOINT_FOLDER)", flush=True)
+        args.methods = [m for m in args.methods if m != "pfn"]
     chosen = [tasks[name] for name in (args.tasks or tasks)]
     runs_dir = RUNS_DIR / ("quick" if args.quick else "full")
     start = time.perf_counter()
@@ -319,19 +449,19 @@ def main() -> None:
     for task in chosen:
         runs = []
         for method in args.methods:
-            for seed in range(args.seeds):
-                run = cached_run(task, method, args.n_trials, seed, args.pfn_model, runs_dir)
-                runs.append(run)
-                all_runs[method].append(run)
-                print(f"{task.name:>22} {method:>9} seed {seed}: best {min(run['true']):.5g} "
-                      f"({run['seconds']:.1f} s)", flush=True)
+            method_runs = cached_runs(task, method, args.n_trials, range(args.seeds), args.pfn_model, runs_dir)
+            runs += method_runs
+            all_runs[method] += method_runs
         curves[task.name] = regret_curves(task, runs)
-    timing = {m: {n: ask_time_at(all_runs[m], n) for n in TIMING_POINTS} for m in args.methods}
-    record, text = report(curves, timing, args, time.perf_counter() - start)
+    in_runs = {m: {n: ask_time_at(all_runs[m], n) for n in TIMING_POINTS} for m in args.methods}
+    timing = {} if args.no_timing else timing_study(tasks[args.timing_task], args.methods, args.timing_repeats,
+                                                    args.pfn_model)
+    record, text = report(curves, timing, in_runs, args, time.perf_counter() - start)
     print(text)
     stem = "bo_quick" if args.quick else "bo"
     write_results(stem, record, text)
     plot(curves, RESULTS_DIR / f"{stem}.png")
+    print(f"wrote {RESULTS_DIR / stem}.png")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,22 @@ def optimize(objective: Objective, space: Mapping[str, Parameter] | Space, n_tri
 
     Returns:
         A `Result` with the best parameters and value, the history and the optimiser.
+
+    Parallel trials on Dask (`pip install "pfn[dask]"`, i.e. `dask[distributed]`): pass the
+    executor of a `dask.distributed.Client`; the suggestions are made here, only `objective`
+    runs on the workers, and `batch_size` sets how many trials are in flight at once (say,
+    the number of workers)::
+
+        from dask.distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=4, threads_per_worker=1) as cluster, Client(cluster) as client:
+            result = bo.optimize(objective, space, n_trials=64, batch_size=4,
+                                 executor=client.get_executor())
+
+    `Client("tcp://scheduler:8786")` runs the trials on a real cluster instead. Dask sends the
+    objective to the workers with cloudpickle (closures and lambdas work; a function imported
+    from a module needs that module on the workers too), and an exception on a worker is a
+    failed trial as it is here. See `examples/bo_dask_parallel.py`.
     """
     if not (isinstance(n_trials, int) and n_trials >= 1):
         raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")

@@ -6,6 +6,7 @@ uninterrupted run does, which the script checks.
 
     python examples/bo_ask_tell_resume.py            # GP surrogate (any machine)
     python examples/bo_ask_tell_resume.py --quick    # what CI runs (fewer trials)
+    python examples/bo_ask_tell_resume.py --pfn-model runs/bo/checkpoint   # with a PFN surrogate
 """
 
 from __future__ import annotations
@@ -25,9 +26,16 @@ def objective(p: dict) -> float:
     return (p["x"] - 0.7) ** 2 + 0.1 * (p["depth"] - 4) ** 2 + penalty + 0.05 * math.sin(9 * p["x"])
 
 
-def run(n_trials: int, state_file: Path, kill_after: int | None = None) -> list[dict]:
+def make_surrogate(pfn_model: str | None) -> str | bo.Surrogate:
+    """The GP, or the PFN of a checkpoint folder (a `Surrogate` instance: `Optimizer.load` needs it again)."""
+    return "gp" if pfn_model is None else bo.PFNSurrogate(model=pfn_model)
+
+
+def run(n_trials: int, state_file: Path, kill_after: int | None = None, pfn_model: str | None = None) -> list[dict]:
     """Ask/tell loop saving the state after each trial; returns the parameters tried, in order."""
-    opt = bo.Optimizer.load(state_file) if state_file.exists() else bo.Optimizer(SPACE, surrogate="gp", seed=0)
+    surrogate = make_surrogate(pfn_model)
+    opt = (bo.Optimizer.load(state_file, surrogate=surrogate) if state_file.exists()
+           else bo.Optimizer(SPACE, surrogate=surrogate, seed=0))
     while len(opt.trials) < n_trials:
         [params] = opt.ask()
         opt.tell(params, objective(params))
@@ -40,14 +48,15 @@ def run(n_trials: int, state_file: Path, kill_after: int | None = None) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="8 trials, killed after 4")
+    parser.add_argument("--pfn-model", help="checkpoint folder of a BO PFN to use instead of the GP")
     args = parser.parse_args()
     n, kill = (8, 4) if args.quick else (12, 6)
     with tempfile.TemporaryDirectory() as tmp:
         interrupted = Path(tmp) / "interrupted.json"
-        run(n, interrupted, kill_after=kill)
+        run(n, interrupted, kill_after=kill, pfn_model=args.pfn_model)
         print(f"killed after {kill} trials; resuming from {interrupted.name}")
-        resumed = run(n, interrupted)
-        uninterrupted = run(n, Path(tmp) / "uninterrupted.json")
+        resumed = run(n, interrupted, pfn_model=args.pfn_model)
+        uninterrupted = run(n, Path(tmp) / "uninterrupted.json", pfn_model=args.pfn_model)
     assert resumed == uninterrupted, "the resumed run differs from the uninterrupted one"
     best = min(resumed, key=objective)
     print(f"resumed run suggested the same {n} trials as an uninterrupted one; best {best} -> {objective(best):.4f}")

@@ -27,11 +27,13 @@ def slow_objective(params: dict) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="8 trials")
+    parser.add_argument("--pfn-model", help="checkpoint folder of a BO PFN to use instead of the GP")
     args = parser.parse_args()
+    surrogate = "gp" if args.pfn_model is None else bo.PFNSurrogate(model=args.pfn_model)
     space = {"x": bo.Float(-1.0, 1.0), "y": bo.Float(-1.0, 1.0)}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        result = bo.optimize(slow_objective, space, n_trials=8 if args.quick else 24, surrogate="gp",
+        result = bo.optimize(slow_objective, space, n_trials=8 if args.quick else 24, surrogate=surrogate,
                              batch_size=2, executor=client.get_executor(), seed=0, progress=False)
     done = (result.history["state"] == "complete").sum()
     print(f"{done} trials evaluated on 2 Dask workers; best {result.best_value:.4f} at {result.best_params}")

@@ -6,6 +6,7 @@ the shipped BO PFN (`pretrained/bo`), or the GP where that model is not shipped.
 
     python examples/bo_sklearn_tuning.py            # 40 trials
     python examples/bo_sklearn_tuning.py --quick    # 10 trials (what CI runs)
+    python examples/bo_sklearn_tuning.py --pfn-model runs/bo/checkpoint   # a PFN not (yet) shipped
 """
 
 from __future__ import annotations
@@ -37,9 +38,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 trials")
     parser.add_argument("--out", default="example_output", help="folder for the convergence plot")
+    parser.add_argument("--pfn-model", help="checkpoint folder of a BO PFN to use instead of the shipped one")
+    parser.add_argument("--surrogate", choices=["pfn", "gp"], default="pfn")
     args = parser.parse_args()
-    surrogate = "pfn" if "bo" in read_manifest()["models"] else "gp"
-    print(f"surrogate: {surrogate}" + ("" if surrogate == "pfn" else " (pretrained/bo is not shipped)"))
+    surrogate: str | bo.Surrogate = args.surrogate
+    if args.surrogate == "pfn" and args.pfn_model:
+        surrogate = bo.PFNSurrogate(model=args.pfn_model)
+        print(f"surrogate: PFN from {args.pfn_model}")
+    elif args.surrogate == "pfn" and "bo" not in read_manifest()["models"]:
+        surrogate = "gp"
+        print("surrogate: gp (pretrained/bo is not shipped; pass --pfn-model to use a trained checkpoint)")
+    else:
+        print(f"surrogate: {surrogate}")
     space = {"C": bo.Float(1e-3, 1e3, log=True), "gamma": bo.Float(1e-5, 1e1, log=True),
              "kernel": bo.Categorical(["rbf", "sigmoid", "poly"])}
     result = bo.optimize(cv_error, space, n_trials=10 if args.quick else 40, surrogate=surrogate, seed=0,
