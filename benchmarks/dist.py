@@ -16,6 +16,8 @@ linear-Gaussian measurements (uniform per task).
   NLL of the true states per step.
 - A plot of predicted against exact posterior ellipses on a few 2-D tasks.
 
+Tasks, scores and the tracking task are `pfn.dist.evaluation`, shared with `pfn demo` and the tests.
+
 Writes `benchmarks/results/dist.json`, `.md` and `dist_ellipses.png` (`dist_quick.*` and `dist_ellipses_quick.png`
 with `--quick`, which git ignores).
 
@@ -46,9 +48,10 @@ from results_io import RESULTS_DIR, write_results  # sibling module: run as `pyt
 from scipy.stats import gaussian_kde
 
 import pfn
-from pfn.dist import GMM, DistributionTransformer, LinearGaussian, exact_posterior
-from pfn.dist.gmm import mixture_log_prob
-from priors import GMMTaskPrior, prior_from_dict
+from pfn.dist import DistributionTransformer
+from pfn.dist.evaluation import CHUNK, draw_tasks, mixture_of_rows, predict_rows, score_tasks, tracking
+from pfn.dist.plot import draw_ellipses
+from priors import prior_from_dict
 from priors.batch import Batch
 from priors.gmm import batch_posterior, split_component_rows
 
@@ -56,60 +59,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 TARGET_KL, TARGET_TRACKING_GAP, TARGET_SPEEDUP = 0.05, 0.05, 1000.0
-CHUNK = 256  # tasks per forward pass
-
-
-# --- tasks and predictions -------------------------------------------------------------------------
-def draw_tasks(prior: GMMTaskPrior, n_tasks: int, max_context: int, seed: int) -> Batch:
-    """`n_tasks` tasks with measurement counts uniform in `1..max_context` (padded: `Batch.context_mask`)."""
-    gen = torch.Generator().manual_seed(seed)
-    batch = prior.sample(n_tasks, max_context + prior.max_components, prior.token_width, generator=gen,
-                         n_context=max_context)
-    return batch.with_context_sizes(torch.randint(1, max_context + 1, (n_tasks,), generator=gen))
-
-
-def predict(model: DistributionTransformer, batch: Batch) -> torch.Tensor:
-    """The model's posterior rows (`B x K x P`) of every task, `CHUNK` tasks per forward pass."""
-    c = batch.n_context
-    with torch.no_grad():
-        return torch.cat([model(batch.x[i:i + CHUNK], batch.y[i:i + CHUNK, :c], batch.context_mask[i:i + CHUNK])
-                          for i in range(0, batch.batch_size, CHUNK)])
-
-
-def mixture_params(rows: torch.Tensor, dim: int, log_weights: bool) -> tuple[torch.Tensor, ...]:
-    """(log-weights, means, Cholesky factors) of component rows (`B x K x P`; weights or log-weights in column 0)."""
-    w, m, tril = split_component_rows(rows.double(), dim)
-    return (w if log_weights else w.log()), m, tril
-
-
-def kl_mc(q: tuple[torch.Tensor, ...], p: tuple[torch.Tensor, ...], dims: torch.Tensor, n: int,
-          gen: torch.Generator) -> torch.Tensor:
-    """KL(q || p) per task (`B`) by `n` draws from `q`, over the leading dimensions marked by `dims` (`B x Dm`)."""
-    z = GMM.from_scale_tril(*q).sample(n, gen)
-    return (mixture_log_prob(z, *q, dims) - mixture_log_prob(z, *p, dims)).mean(0)
-
-
-def score_tasks(model: DistributionTransformer, batch: Batch, n_mc: int, seed: int) -> dict[str, torch.Tensor]:
-    """Per-task KLs and NLLs of the true latent (`B` each), and the measurement counts."""
-    c, k = batch.n_context, batch.meta["means"].shape[-2]
-    dm = batch.meta["means"].shape[-1]
-    dims = torch.arange(dm) < batch.meta["latent_dim"].unsqueeze(-1)
-    w, m, s = batch_posterior(batch)
-    exact = (w.log(), m, torch.linalg.cholesky(s))
-    predicted = mixture_params(predict(model, batch), dm, log_weights=True)
-    prior = mixture_params(batch.x[:, c:c + k], dm, log_weights=False)
-    gen = torch.Generator().manual_seed(seed)
-    z = batch.meta["latent"].double()
-    return {
-        "n_measurements": batch.context_sizes,
-        "latent_dim": batch.meta["latent_dim"],
-        "kl_predicted": kl_mc(predicted, exact, dims, n_mc, gen),
-        "kl_prior": kl_mc(prior, exact, dims, n_mc, gen),
-        "kl_exact_predicted": kl_mc(exact, predicted, dims, n_mc, gen),
-        "nll_predicted": -mixture_log_prob(z, *predicted, dims),
-        "nll_exact": -mixture_log_prob(z, *exact, dims),
-        "nll_prior": -mixture_log_prob(z, *prior, dims),
-    }
 
 
 # --- NUTS ------------------------------------------------------------------------------------------
@@ -161,77 +110,25 @@ def model_seconds_per_task(model: DistributionTransformer, batch: Batch, n_tasks
             model(batch.x[i:i + 1], batch.y[i:i + 1, :c], batch.context_mask[i:i + 1])
             times.append(time.perf_counter() - start)
     start = time.perf_counter()
-    predict(model, batch)
+    predict_rows(model, batch)
     return times, (time.perf_counter() - start) / batch.batch_size
 
 
-# --- sequential tracking ---------------------------------------------------------------------------
-def tracking(model: DistributionTransformer, n_traj: int, n_steps: int, mixture_start: bool,
-             seed: int) -> dict[str, float]:
-    """Filters `n_traj` 2-D trajectories of a linear-Gaussian state-space model for `n_steps` steps.
-
-    `z_0` from the initial belief (N(0, I), or with `mixture_start` an equal mixture of N((+-2, 0),
-    0.3 I)); `z_t = F z_{t-1} + w_t`, `F = 0.98 R(0.2)` (a damped rotation), `w ~ N(0, 0.02 I)`;
-    `y_t = H z_t + v_t`, `H` (1 x 2) drawn per trajectory, `v ~ N(0, 0.25)`.
-
-    Returns:
-        NLL of the true state per step (after its update) for the model, the exact filter (the
-        Kalman filter; the Gaussian-sum filter from a mixture) and no update at all (predict steps only).
-    """
-    gen = torch.Generator().manual_seed(seed)
-    angle = torch.tensor(0.2, dtype=torch.float64)
-    f = 0.98 * torch.stack([torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])])
-    q, r = 0.02 * torch.eye(2, dtype=torch.float64), 0.25
-    obs = LinearGaussian(torch.randn(n_traj, 1, 2, generator=gen, dtype=torch.float64), r)
-    if mixture_start:
-        start = GMM(torch.full((n_traj, 2), 0.5), torch.tensor([[-2.0, 0.0], [2.0, 0.0]]).repeat(n_traj, 1, 1),
-                    0.3 * torch.eye(2).repeat(n_traj, 2, 1, 1))
-    else:
-        start = GMM(torch.ones(n_traj, 1), torch.zeros(n_traj, 1, 2), torch.eye(2).repeat(n_traj, 1, 1, 1))
-    z = start.sample(1, gen)[0]
-    beliefs = {"model": start, "exact": start, "no update": start}
-    nll = dict.fromkeys(beliefs, 0.0)
-    for t in range(n_steps):
-        if t > 0:
-            z = z @ f.T + torch.randn(n_traj, 2, generator=gen, dtype=torch.float64) @ q.sqrt().T
-        y = (obs.matrix @ z.unsqueeze(-1)).squeeze(-1) + r**0.5 * torch.randn(n_traj, 1, generator=gen,
-                                                                              dtype=torch.float64)
-        y = y.unsqueeze(1)  # B x n=1 x o=1
-        beliefs["model"] = model.posterior(beliefs["model"], y, obs)
-        beliefs["exact"] = exact_posterior(beliefs["exact"], y, obs)
-        for name, belief in beliefs.items():
-            nll[name] -= float(belief.log_prob(z).mean()) / n_steps
-        beliefs = {name: belief.linear_step(f, q) for name, belief in beliefs.items()}
-    return nll
-
-
 # --- plot ------------------------------------------------------------------------------------------
-def ellipse(mean: np.ndarray, cov: np.ndarray, scale: float = 2.0) -> np.ndarray:
-    """Points (`100 x 2`) of the `scale`-sigma ellipse of N(mean, cov)."""
-    angles = np.linspace(0, 2 * np.pi, 100)
-    return mean + scale * np.stack([np.cos(angles), np.sin(angles)], -1) @ np.linalg.cholesky(cov).T
-
-
 def plot_ellipses(model: DistributionTransformer, batch: Batch, path: Path, n_panels: int = 6) -> None:
     """Predicted (solid) against exact (dashed) 2-sigma posterior ellipses, prior (grey) and the true latent, on
     2-D tasks, preferring tasks whose exact posterior keeps more than one component."""
     c, k = batch.n_context, batch.meta["means"].shape[-2]
     w, m, s = batch_posterior(batch)
-    predicted = GMM.from_scale_tril(*mixture_params(predict(model, batch), 2, log_weights=True))
-    prior_w, prior_m, prior_l = split_component_rows(batch.x[:, c:c + k].double(), 2)
+    predicted = mixture_of_rows(predict_rows(model, batch), 2, log_weights=True)
+    prior = mixture_of_rows(batch.x[:, c:c + k], 2, log_weights=False)
     two_d = (batch.meta["latent_dim"] == 2).nonzero().flatten().tolist()
     order = sorted(two_d, key=lambda i: -int((w[i] > 0.05).sum()))[:n_panels]
     fig, axes = plt.subplots(2, (n_panels + 1) // 2, figsize=(4 * ((n_panels + 1) // 2), 8))
     for ax, i in zip(axes.flat, order, strict=False):
-        for j in range(k):
-            if prior_w[i, j] > 0:
-                pts = ellipse(prior_m[i, j].numpy(), (prior_l[i, j] @ prior_l[i, j].T).numpy())
-                ax.plot(*pts.T, color="0.75", lw=1)
-            for weights, means, covs, style, color in ((w, m, s, "--", "k"), (predicted.weights, predicted.means,
-                                                                              predicted.covs, "-", "C3")):
-                if weights[i, j] > 1e-3:
-                    pts = ellipse(means[i, j].numpy(), covs[i, j].numpy())
-                    ax.plot(*pts.T, style, color=color, lw=0.5 + 2.5 * float(weights[i, j]))
+        draw_ellipses(ax, prior.weights[i], prior.means[i], prior.covs[i], "0.75", min_weight=0.0, lw=1.0)
+        draw_ellipses(ax, w[i], m[i], s[i], "k", "--")
+        draw_ellipses(ax, predicted.weights[i], predicted.means[i], predicted.covs[i], "C3")
         ax.plot(*batch.meta["latent"][i].numpy(), "x", color="C0", ms=8)
         ax.set_title(f"task {i}: {int(batch.context_sizes[i])} measurements", fontsize=9)
         ax.set_aspect("equal", "datalim")
@@ -372,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "likelihood, float64; NLL under a Gaussian KDE (scipy) of the draws; one compiled kernel for all tasks",
         "timing": "model: one task per forward pass (median over tasks, after a warm-up), and the whole batch "
                   f"in chunks of {CHUNK} tasks; NUTS: wall time of mcmc.run per task",
-        "tracking": f"{args.trajectories} trajectories x {args.steps} steps; see benchmarks/dist.py:tracking",
+        "tracking": f"{args.trajectories} trajectories x {args.steps} steps; see pfn/dist/evaluation.py:tracking",
         "torch_threads": torch.get_num_threads(),
         "hardware": {"processor": platform.processor() or platform.machine(), "platform": platform.platform(),
                      "cpu_count": os.cpu_count()},

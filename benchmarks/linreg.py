@@ -18,8 +18,10 @@ the PFN and each baseline (Akyuerek et al., 2022: which algorithm does the model
 and the NLL of `y*` under the PFN's predictive beside the exact predictive with the noise
 integrated over its hyperprior (`priors.linreg.noise_marginal_predictive`). Targets: PFN MSE
 within 2% of Bayes ridge at every `n`; PFN NLL within 0.05 nats of the exact one.
+The baselines and scores are `pfn.linreg.evaluate_linreg`, shared with `pfn demo` and the tests.
 
-Writes `benchmarks/results/linreg.json`, `.md` and `linreg_mse.png` (`linreg_quick.*` with `--quick`).
+Writes `benchmarks/results/linreg.json`, `.md` and `linreg_mse.png` (`linreg_quick.*` and `linreg_mse_quick.png`
+with `--quick`, which git ignores).
 
     PYTHONPATH=. python benchmarks/linreg.py                   # the shipped model "linreg"
     PYTHONPATH=. python benchmarks/linreg.py --model runs/linreg --quick
@@ -34,12 +36,12 @@ import time
 from typing import Any
 
 import matplotlib
-import torch
 from results_io import RESULTS_DIR, write_results  # sibling module: run as `python benchmarks/<name>.py`
 
 import pfn.checkpoint
+from pfn.linreg import evaluate_linreg, tune_gd_step
+from pfn.linreg.plot import draw_mse_curves
 from priors import LinearRegressionPrior, prior_from_dict
-from priors.linreg import linreg_posterior_predictive, noise_marginal_predictive
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
@@ -47,62 +49,6 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 MSE_TOLERANCE = 0.02  # PFN MSE at most 2% above Bayes ridge
 NLL_TOLERANCE = 0.05  # nats per query
 BASELINES = ("ridge", "ols", "gd", "knn")
-
-
-def ols_predict(xc: torch.Tensor, yc: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:
-    """Minimum-norm least squares: `x* . pinv(X) y`. Shapes `B x n x d`, `B x n`, `B x M x d` -> `B x M`."""
-    w = torch.linalg.pinv(xc.double()) @ yc.double().unsqueeze(-1)
-    return (xq.double() @ w).squeeze(-1)
-
-
-def gd_direction(xc: torch.Tensor, yc: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:
-    """The one-step-GD prediction for step size 1: `x* . X^T y / n` (`B x M`)."""
-    return torch.einsum("bmd,bnd,bn->bm", xq.double(), xc.double(), yc.double()) / xc.shape[1]
-
-
-def knn_predict(xc: torch.Tensor, yc: torch.Tensor, xq: torch.Tensor, k: int = 3) -> torch.Tensor:
-    """Mean of the `k` nearest context targets (Euclidean), `B x M`."""
-    k = min(k, xc.shape[1])
-    idx = torch.cdist(xq.double(), xc.double()).topk(k, dim=-1, largest=False).indices  # B x M x k
-    return yc.double().unsqueeze(1).expand(-1, xq.shape[1], -1).gather(-1, idx).mean(-1)
-
-
-def tune_gd_step(prior: Any, n: int, d: int, n_query: int, seed: int) -> float:
-    """The step size minimising the MSE of one-step GD on 2048 tasks drawn with `seed` (closed form)."""
-    batch = prior.sample(2048, n + n_query, d, generator=torch.Generator().manual_seed(seed), n_context=n)
-    g = gd_direction(batch.x[:, :n], batch.y[:, :n], batch.x[:, n:])
-    y = batch.y[:, n:].double()
-    return float((g * y).sum() / (g * g).sum())
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, prior: Any, n: int, d: int, tasks: int, n_query: int, seed: int,
-             eta: float) -> dict[str, float]:
-    """All scores for one `(n, d)` on `tasks` held-out tasks of `n_query` queries each."""
-    batch = prior.sample(tasks, n + n_query, d, generator=torch.Generator().manual_seed(seed), n_context=n)
-    xc, yc, xq, yq = batch.x[:, :n], batch.y[:, :n], batch.x[:, n:], batch.y[:, n:].double()
-    predictive = model.predict(xc, yc, xq)
-    pfn_mean = predictive.mean.double()
-    preds = {
-        "ridge": linreg_posterior_predictive(xc, yc, xq, batch.meta["noise"])[0],
-        "ols": ols_predict(xc, yc, xq),
-        "gd": eta * gd_direction(xc, yc, xq),
-        "knn": knn_predict(xc, yc, xq),
-    }
-    exact_mean, exact_lp = [], []
-    for i in range(0, tasks, 256):  # chunks bound the memory of the `tasks x grid x d x M` quadrature
-        part = noise_marginal_predictive(xc[i:i + 256], yc[i:i + 256], xq[i:i + 256], prior.noise)
-        exact_mean.append(part.mean)
-        exact_lp.append(part.log_prob(yq[i:i + 256]))
-    row = {"n": n, "d": d, "mse_pfn": (pfn_mean - yq).pow(2).mean().item()}
-    for name, pred in preds.items():
-        row[f"mse_{name}"] = (pred - yq).pow(2).mean().item()
-        row[f"diff_{name}"] = (pfn_mean - pred).pow(2).mean().item()
-    row["mse_exact_marginal"] = (torch.cat(exact_mean) - yq).pow(2).mean().item()
-    row["nll_pfn"] = -predictive.log_prob(yq.float()).double().mean().item()
-    row["nll_exact"] = -torch.cat(exact_lp).mean().item()
-    row["gd_step"] = eta
-    return row
 
 
 def report(rows: list[dict[str, float]], record: dict[str, Any], png: str) -> str:
@@ -136,17 +82,8 @@ def report(rows: list[dict[str, float]], record: dict[str, Any], png: str) -> st
 def plot(rows: list[dict[str, float]], path: Any) -> None:
     dims = sorted({r["d"] for r in rows})
     fig, axes = plt.subplots(1, len(dims), figsize=(5.5 * len(dims), 4), squeeze=False)
-    labels = {"pfn": "PFN", "ridge": "Bayes ridge", "ols": "OLS (min-norm)", "gd": "1-step GD", "knn": "3-NN"}
     for ax, d in zip(axes[0], dims, strict=True):
-        sub = [r for r in rows if r["d"] == d]
-        ns = [r["n"] for r in sub]
-        for key, label in labels.items():
-            ax.plot(ns, [r[f"mse_{key}"] for r in sub], label=label, lw=2.5 if key == "pfn" else 1.2,
-                    ls="-" if key in ("pfn", "ridge") else "--")
-        ax.set_yscale("log")
-        ax.set_ylim(top=max(r["mse_knn"] for r in sub) * 3)
-        ax.axvline(d, color="grey", lw=0.5)
-        ax.set(title=f"d = {d}", xlabel="context points n", ylabel="MSE vs noisy y*")
+        draw_mse_curves(ax, [r for r in rows if r["d"] == d], ("pfn", *BASELINES))
     axes[0][0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -172,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for d in args.dims:
         for n in ns:
             eta = tune_gd_step(prior, n, d, args.n_query, seed=args.seed + 7_000_000 + 1000 * d + n)
-            rows.append(evaluate(model, prior, n, d, tasks, args.n_query, args.seed + 1000 * d + n, eta))
+            rows.append(evaluate_linreg(model, prior, n, d, tasks, args.n_query, args.seed + 1000 * d + n, eta))
             r = rows[-1]
             print(f"d={d} n={n:2d}  MSE PFN {r['mse_pfn']:.3f} ridge {r['mse_ridge']:.3f} "
                   f"(ratio {r['mse_pfn'] / r['mse_ridge']:.3f})  OLS {r['mse_ols']:.3g} GD {r['mse_gd']:.3f} "
@@ -186,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "mse_target_met": all(q <= 1 + MSE_TOLERANCE for q in ratios),
                "nll_target_met": all(g <= NLL_TOLERANCE for g in gaps)}
     stem = "linreg_quick" if args.quick else "linreg"
-    png = f"{stem}_mse.png"
+    png = "linreg_mse_quick.png" if args.quick else "linreg_mse.png"  # quick outputs match .gitignore
     record = {"model": str(args.model), "prior": prior.to_dict(), "tasks": tasks, "n_query": args.n_query,
               "seed": args.seed, "dims": args.dims, "quick": args.quick, "gd_step_tuning": "closed-form best step "
               "per (n, d) on 2048 separate tasks (seed + 7,000,000)",

@@ -21,6 +21,7 @@ import torch
 import pfn
 from pfn.checkpoint import read_manifest
 from pfn.dist import GMM, LinearGaussian, exact_posterior
+from pfn.dist.evaluation import kl_monte_carlo
 from priors import GMMTaskPrior
 
 
@@ -42,19 +43,6 @@ def get_model(args: argparse.Namespace) -> pfn.DistributionTransformer:
     return pfn.train(GMMTaskPrior(), model_cfg, train_cfg, Path(args.out) / "dist-quick", progress=False)
 
 
-def kl(q: GMM, p: GMM, n: int = 20_000) -> float:
-    """KL(q || p) by Monte Carlo with `n` draws from `q`."""
-    z = q.sample(n, torch.Generator().manual_seed(0))
-    return float((q.log_prob(z) - p.log_prob(z)).mean())
-
-
-def describe(name: str, gmm: GMM) -> str:
-    parts = [f"{w:.2f} x N([{m[0]:+.2f}, {m[1]:+.2f}], sd [{s[0]:.2f}, {s[1]:.2f}])"
-             for w, m, s in zip(gmm.weights.tolist(), gmm.means.tolist(),
-                                gmm.covs.diagonal(dim1=-2, dim2=-1).sqrt().tolist(), strict=True)]
-    return f"{name:>10}: " + " + ".join(parts)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke run")
@@ -73,10 +61,11 @@ def main() -> None:
 
     predicted = model.posterior(prior, readings, sensor)
     exact = exact_posterior(prior, readings, sensor)
-    print(describe("prior", prior))
-    print(describe("predicted", predicted))
-    print(describe("exact", exact))
-    print(f"KL(predicted || exact) = {kl(predicted, exact):.3f} nats, KL(prior || exact) = {kl(prior, exact):.3f} nats")
+    for name, gmm in (("prior", prior), ("predicted", predicted), ("exact", exact)):
+        print(f"{name:>10}: {gmm.describe()}")
+    kl_predicted, kl_prior = (float(kl_monte_carlo(q, exact, 20_000, torch.Generator().manual_seed(0)))
+                              for q in (predicted, prior))
+    print(f"KL(predicted || exact) = {kl_predicted:.3f} nats, KL(prior || exact) = {kl_prior:.3f} nats")
 
     # Tracking: the robot drifts; each posterior, moved by the motion model, is the next prior.
     motion, motion_noise = torch.tensor([[1.0, 0.1], [0.0, 1.0]]), 0.05 * torch.eye(2)

@@ -117,6 +117,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from pfn.checkpoint import read_manifest
     from pfn.curves.demo import run_curves_demo
     from pfn.demo import run_demo
+    from pfn.dist.demo import run_dist_demo
+    from pfn.linreg.demo import run_linreg_demo
     from pfn.tabular.demo import run_tabular_demo
 
     run_demo(Path(args.out))
@@ -132,6 +134,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
         run_bo_demo(Path(args.out))
     else:
         print("\nBayesian optimisation: skipped, pretrained/bo is not shipped")
+    run_linreg_demo(Path(args.out))  # these two say so and skip themselves when their model is not shipped
+    run_dist_demo(Path(args.out))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -163,8 +167,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--command", help="the full command that reproduces the run, if not the default "
                                      "'pfn train CONFIG --out RUN && pfn ship RUN NAME'")
     p.set_defaults(func=cmd_ship)
-    p = sub.add_parser("demo", help="the shipped models on real data: GP-PFN on a signal, tabular classifier on a "
-                                   "table, LC-PFN on training runs, PFN-BO on a tuning task (plots in --out)")
+    p = sub.add_parser("demo", help="the shipped models at work: GP-PFN on a signal, tabular classifier on a table, "
+                                   "LC-PFN on training runs, PFN-BO on a tuning task, in-context linear regression "
+                                   "against ridge and OLS, Distribution Transformer against the exact posterior "
+                                   "(plots in --out)")
     p.add_argument("--out", default="demo_output", help="folder for the plot")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -68,13 +68,25 @@ def check_configs(model_config: ModelConfig, train_config: TrainConfig) -> None:
                          "model.max_features or lower train.max_features")
 
 
-def check_prior_fits_head(model: nn.Module, prior: Any, batch: Batch) -> None:
-    """Refuses a prior whose batches lack what the model's head needs (e.g. `meta["n_classes"]`)."""
+def check_prior_fits_model(model: nn.Module, prior: Any, batches: list[Batch]) -> None:
+    """Refuses a prior whose batches lack what the model's head needs (e.g. `meta["n_classes"]`), or
+    hold missing values (NaN) that the model cannot read (only per-feature tokens read them)."""
     try:
-        model.head.task_of_batch(batch)
+        model.head.task_of_batch(batches[0])
     except KeyError as err:
         raise ValueError(f"prior {type(prior).__name__} does not produce what head {model.config.head!r} needs: "
                          f"{err.args[0]}") from None
+    if (model.config.architecture == "pfn" and model.config.feature_encoding != "per_feature"
+            and any(torch.isnan(b.x).any() for b in batches)):
+        raise ValueError(f"prior {type(prior).__name__} draws missing values (NaN), which feature_encoding="
+                         f"{model.config.feature_encoding!r} cannot read; use feature_encoding='per_feature'")
+
+
+def check_finite_loss(loss: torch.Tensor, step: int) -> None:
+    """Stops training (before the update, so the last checkpoint stays sound) if the loss is NaN or infinite."""
+    if not torch.isfinite(loss.detach()).all():
+        raise FloatingPointError(f"the training loss is {float(loss.detach())} at step {step + 1}; the weights were "
+                                 "not updated (lower lr, or check the prior's batches for NaN or huge values)")
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -232,7 +244,7 @@ def train(
     step = restore_train_state(saved, opt, gen, rank, world) if saved is not None else 0
     first, saved_step = step, (step if saved is not None else None)
     val = validation_batches(prior, cfg, device)
-    check_prior_fits_head(model, prior, val[0])
+    check_prior_fits_model(model, prior, val)
     last = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", unit="step")
     t0, wall0, tables_per_step = time.perf_counter(), record["wall_time_s"], cfg.batch_size * cfg.accumulate * world
@@ -249,6 +261,7 @@ def train(
                     torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                 logits = ddp(batch.x, batch.y[:, :batch.n_context], batch.context_mask)
                 loss = model.batch_loss(logits, batch)
+            check_finite_loss(loss, step)
             (loss / cfg.accumulate).backward()
             total += float(loss.detach()) / cfg.accumulate
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -16,6 +16,7 @@ from pfn.architectures import build_model
 from pfn.checkpoint import load_folder, save_checkpoint
 from pfn.config import ModelConfig, TrainConfig
 from pfn.dist import GMM, DistributionTransformer, LinearGaussian, exact_posterior
+from pfn.dist.evaluation import kl_monte_carlo
 from priors import GMMTaskPrior, prior_from_dict
 from priors.gmm import batch_posterior, mixture_posterior, split_component_rows, token_width
 
@@ -70,6 +71,26 @@ def test_gmm_linear_step_is_the_distribution_of_f_z_plus_noise():
     torch.testing.assert_close(moved.cov, torch.cov(draws.T), atol=0.03, rtol=0)
     torch.testing.assert_close(moved.weights, gmm.weights)
 
+
+
+def test_gmm_describe_writes_one_line_and_refuses_a_batch():
+    gmm = GMM(torch.tensor([0.25, 0.75]), torch.tensor([[0.0, 1.0], [-2.0, 0.5]]),
+              torch.tensor([[[4.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 0.25]]]))
+    assert gmm.describe() == "0.25 x N([+0.00, +1.00], sd [2.00, 1.00]) + 0.75 x N([-2.00, +0.50], sd [1.00, 0.50])"
+    with pytest.raises(ValueError, match="unbatched"):
+        GMM(gmm.weights[None], gmm.means[None], gmm.covs[None]).describe()
+
+
+def test_monte_carlo_kl_matches_the_closed_form_between_gaussians_and_their_marginals():
+    mean, cov = torch.tensor([0.5, -1.0], dtype=torch.float64), torch.tensor([[1.0, 0.3], [0.3, 0.5]])
+    q = GMM(torch.ones(1), mean[None], cov[None])
+    p = GMM(torch.ones(1), torch.zeros(1, 2), torch.eye(2)[None])
+    mvn = torch.distributions.MultivariateNormal
+    exact = torch.distributions.kl_divergence(mvn(mean, cov.double()), mvn(torch.zeros(2), torch.eye(2)))
+    assert abs(float(kl_monte_carlo(q, p, 200_000, gen(0))) - float(exact)) < 0.01
+    # The marginal of the first dimension: N(0.5, 1) against N(0, 1), KL = 0.5^2 / 2.
+    first = torch.tensor([True, False])
+    assert abs(float(kl_monte_carlo(q, p, 200_000, gen(1), first)) - 0.125) < 0.01
 
 # --- the exact posterior --------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from pfn.training import (
     validation_batches,
     validation_nll,
 )
-from priors import GPPrior, SCMPrior
+from priors import GPPrior, MixturePrior, SCMPrior
 from priors.batch import Batch
 
 PRIOR = GPPrior()
@@ -289,12 +289,40 @@ def test_train_refuses_more_features_than_the_model_reads(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_classifier_trains_on_a_mixture_of_classification_priors(tmp_path):
+    """The mixture keeps `n_classes` under its plain key, so the classification loss finds it."""
+    clf = replace(MODEL, head="classification", max_classes=6, feature_encoding="per_feature")
+    prior = MixturePrior((SCMPrior(max_classes=2), SCMPrior(binary_fraction=0.0, max_classes=6)))
+    model = train(prior, clf, replace(TRAIN, steps=2), tmp_path / "run", progress=False)
+    assert math.isfinite(model.info["record"]["train_loss"]) and math.isfinite(model.info["record"]["val_loss"])
+
+
+def test_a_row_token_model_refuses_a_prior_with_missing_values(tmp_path):
+    clf = replace(MODEL, head="classification", max_classes=6)
+    with pytest.raises(ValueError, match="draws missing values.*use feature_encoding='per_feature'"):
+        train(SCMPrior(max_classes=6, missing_prob=1.0), clf, replace(TRAIN, steps=2), tmp_path / "run",
+              progress=False)
+    assert not run_state.step_folders(tmp_path / "run")
+
+
+def test_a_non_finite_loss_stops_training_before_the_update(tmp_path):
+    class HugePrior(GPPrior):
+        def sample(self, *args, **kwargs):
+            batch = super().sample(*args, **kwargs)
+            training = kwargs["generator"].initial_seed() >= 1_000_003  # the training draws' generator
+            return replace(batch, y=batch.y * float("inf")) if training else batch
+
+    with pytest.raises(FloatingPointError, match="training loss is (nan|inf) at step 1; the weights were not updated"):
+        train(HugePrior(), MODEL, TRAIN, tmp_path / "run", progress=False)
+
+
 def test_a_classifier_refuses_a_prior_without_class_counts(tmp_path):
     clf = replace(MODEL, head="classification", max_classes=5)
     with pytest.raises(ValueError, match="prior GPPrior does not produce what head 'classification' needs.*n_classes"):
         train(PRIOR, clf, TRAIN, tmp_path / "run", progress=False)
     assert not run_state.step_folders(tmp_path / "run")
-    train(SCMPrior(max_classes=5), clf, replace(TRAIN, steps=1), None, progress=False)
+    train(SCMPrior(max_classes=5), replace(clf, feature_encoding="per_feature"), replace(TRAIN, steps=1), None,
+          progress=False)
 
 
 @pytest.mark.parametrize(

@@ -138,5 +138,17 @@ class GMM:
             raise ValueError("F cov F^T + Q is not positive definite; add process noise Q")
         return GMM.from_scale_tril(self.log_weights, (f @ self.means.unsqueeze(-1)).squeeze(-1), chol)
 
+    def describe(self) -> str:
+        """One line for an unbatched mixture: `weight x N([mean], sd [per-dimension sd])` per component."""
+        if len(self.batch_shape):
+            raise ValueError(f"describe needs an unbatched GMM, this one has batch shape {tuple(self.batch_shape)}")
+
+        def vector(values: list[float], fmt: str) -> str:
+            return "[" + ", ".join(format(v, fmt) for v in values) + "]"
+
+        sds = self.covs.diagonal(dim1=-2, dim2=-1).sqrt().tolist()
+        return " + ".join(f"{w:.2f} x N({vector(m, '+.2f')}, sd {vector(s, '.2f')})"
+                          for w, m, s in zip(self.weights.tolist(), self.means.tolist(), sds, strict=True))
+
     def __repr__(self) -> str:
         return f"GMM(batch_shape={tuple(self.batch_shape)}, n_components={self.n_components}, dim={self.dim})"
