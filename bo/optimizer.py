@@ -66,7 +66,8 @@ class Optimizer:
         seed: Seeds the initial design and the acquisition optimisation; None draws one (kept in the state).
         direction: "minimize" or "maximize" the objective.
         n_initial: Size of the initial design; default `default_n_initial(d)`.
-        acquisition_optimizer: Settings of the acquisition optimisation (candidates, restarts).
+        acquisition_optimizer: Settings of the acquisition optimisation (candidates, restarts);
+            default: `AcquisitionOptimizer`'s, with the surrogate's `acquisition_budget` over them.
     """
 
     def __init__(self, space: Mapping[str, Parameter] | Space, surrogate: str | Surrogate = "pfn",
@@ -86,7 +87,7 @@ class Optimizer:
             raise ValueError(f"the space has {self.space.dim} parameters but the surrogate takes at most {max_dims} "
                              "input dimensions; use surrogate='gp' or a PFN trained for more")
         self.acquisition = make_acquisition(acquisition)
-        self.acquisition_optimizer = acquisition_optimizer or AcquisitionOptimizer()
+        self.acquisition_optimizer = acquisition_optimizer or AcquisitionOptimizer(**self.surrogate.acquisition_budget)
         self.direction = direction
         self.n_initial = int(n_initial) if n_initial is not None else default_n_initial(self.space.dim)
         self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy)

@@ -295,8 +295,16 @@ class Space:
         return [dict(zip(self.names, row, strict=True)) for row in zip(*columns, strict=True)]
 
     def snap(self, X: torch.Tensor) -> torch.Tensor:
-        """`encode(decode(X))`: discrete dimensions moved to their cell's encoded value (`n x d` float64)."""
-        return self.encode(self.decode(X)).to(X)
+        """`encode(decode(X))`: discrete dimensions moved to their cell's encoded value (`n x d`, `X`'s dtype).
+
+        Continuous coordinates are only clipped to `[0, 1]`; computed a column at a time (no parameter dicts).
+        """
+        out = X.detach().clamp(0.0, 1.0)
+        columns = X.detach().cpu().numpy().astype(np.float64, copy=False)
+        for i, p in enumerate(self.params.values()):
+            if not isinstance(p, Float):
+                out[:, i] = torch.from_numpy(p.encode(p.decode(columns[:, i]))).to(out)
+        return out
 
     def neighbours(self, x: torch.Tensor) -> torch.Tensor:
         """The points one discrete move away from `x` (a `d` tensor in the unit cube).

@@ -139,7 +139,8 @@ class FittedPFN:
         model = self.model
         xq, shape = check_query(x_query, self.n_features, self.batch_size, self.unbatched, model.device,
                                 allow_nan=model.config.feature_encoding == "per_feature")
-        model.eval()
+        if model.training:  # `eval()` walks every module: skipped on the hot path of repeated predictions
+            model.eval()
         head = model.head
         with nullcontext() if grad else torch.no_grad():
             params = None

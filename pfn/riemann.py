@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from functools import partial
 
+import numpy as np
 import torch
 
 _SQRT2 = math.sqrt(2.0)
@@ -178,8 +179,13 @@ def _variance_rows(lp: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (p * (piece_var + (piece_mean - m) ** 2)).sum(-1)
 
 
-def _improvement_above_rows(lp: torch.Tensor, b: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
-    """E[max(Y - best, 0)]: `n`."""
+def _improvement_pieces(b: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+    """Each piece's expected improvement E[max(Y - best, 0) | piece]: `best.shape x K`.
+
+    `b` is the `K + 1` shared borders (then `best` may be 0-dim: one row of pieces) or `n x (K + 1)`
+    per-row borders with an `n` `best`. Each entry is >= 0 in exact arithmetic; float32
+    cancellation in the tail terms can leave a tiny negative one.
+    """
     lo, hi = b[..., 1:-2], b[..., 2:-1]  # the inner buckets 1, ..., K - 2
     t = best.unsqueeze(-1)
     # Uniform on [lo, hi]: the integral of (y - t) / w over [u, hi] with u = clamp(t, lo, hi),
@@ -192,15 +198,24 @@ def _improvement_above_rows(lp: torch.Tensor, b: torch.Tensor, best: torch.Tenso
                         2 * (s_right * _phi(d / s_right) - d * (1 - _Phi(d / s_right))))
     e = (b1 - best).clamp_min(0)  # left tail Y = b_1 - s|Z|
     left = 2 * (e * (_Phi(e / s_left) - 0.5) - s_left * (_PHI_0 - _phi(e / s_left)))
-    p = lp.exp()
-    # Each piece is >= 0 in exact arithmetic; float32 cancellation in the tail terms can
-    # leave a tiny negative total, which would break log-EI.
-    return (p[:, 0] * left + (p[:, 1:-1] * inner).sum(-1) + p[:, -1] * right).clamp_min(0.0)
+    return torch.cat([left.unsqueeze(-1), inner, right.unsqueeze(-1)], -1)
 
 
-def _improvement_below_rows(lp: torch.Tensor, b: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
-    """E[max(best - Y, 0)]: `n`, as the improvement of `-Y` above `-best` (buckets mirrored)."""
-    return _improvement_above_rows(lp.flip(-1), -b.flip(-1), -best)
+def _signed_improvement_pieces(b: torch.Tensor, best: torch.Tensor, maximize: bool) -> torch.Tensor:
+    """`_improvement_pieces` of `Y` above `best`, or (`maximize=False`) of `-Y` above `-best` (buckets
+    mirrored, then flipped back so that piece `i` is still bucket `i`)."""
+    return _improvement_pieces(b, best) if maximize else _improvement_pieces(-b.flip(-1), -best).flip(-1)
+
+
+def _improvement_rows(lp: torch.Tensor, b: torch.Tensor, best: torch.Tensor, maximize: bool) -> torch.Tensor:
+    """E[max(Y - best, 0)] (or E[max(best - Y, 0)]): `n`."""
+    # Clamped: a tiny negative total (float32 cancellation in a tail) would break log-EI.
+    return (lp.exp() * _signed_improvement_pieces(b, best, maximize)).sum(-1).clamp_min(0.0)
+
+
+def _log_improvement_rows(lp: torch.Tensor, b: torch.Tensor, best: torch.Tensor, maximize: bool) -> torch.Tensor:
+    """log E[max(Y - best, 0)] (or of E[max(best - Y, 0)]) summed in log space: `n`."""
+    return torch.logsumexp(lp + _signed_improvement_pieces(b, best, maximize).clamp_min(0.0).log(), -1)
 
 
 class RiemannDistribution:
@@ -360,8 +375,28 @@ class RiemannDistribution:
         Returns:
             A `batch_shape` tensor, non-negative.
         """
-        fn = _improvement_above_rows if maximize else _improvement_below_rows
-        return self._scaled(self._stat(fn, self._standardise(best)))
+        return self._scaled(self._stat(partial(_improvement_rows, maximize=maximize), self._standardise(best)))
+
+    def log_expected_improvement(self, best: torch.Tensor | float, maximize: bool = True) -> torch.Tensor:
+        """The log of `expected_improvement`, summed in log space: `logsumexp` over the buckets of their
+        log-probability plus the log of their expected improvement.
+
+        Finite and informative where `expected_improvement` underflows to zero (all but a
+        vanishing mass on the wrong side of `best`); `-inf` only where no piece improves on
+        `best` in the working dtype (`best` some 13 tail scales beyond the outermost border).
+        When every row has the same `best` and the borders are shared, the pieces' improvements
+        are computed once, so the cost is one `logsumexp` over the table.
+
+        Returns:
+            A `batch_shape` tensor (float64 with an affine, as `expected_improvement`).
+        """
+        z = self._standardise(best)
+        if self.borders.dim() == 1 and z.numel() and bool((z == z.reshape(-1)[0]).all()):
+            log_pieces = _signed_improvement_pieces(self.borders, z.reshape(-1)[0], maximize).clamp_min(0.0).log()
+            out = self._stat(lambda lp, _: torch.logsumexp(lp + log_pieces, -1))
+        else:
+            out = self._stat(partial(_log_improvement_rows, maximize=maximize), z)
+        return out if self.scale is None else out.double() + self.scale.log()
 
     def probability_of_improvement(self, best: torch.Tensor | float, maximize: bool = True) -> torch.Tensor:
         """P(Y > best) (or P(Y < best) when minimising); shape `batch_shape`."""
@@ -399,9 +434,9 @@ class RiemannDistribution:
         scale = torch.as_tensor(scale, dtype=torch.float64, device=device)
         if not bool(((scale > 0) & torch.isfinite(scale)).all()) or not bool(torch.isfinite(loc).all()):
             raise ValueError("affine scale must be positive and finite, and loc finite")
-        try:
-            shape = torch.broadcast_shapes(loc.shape, scale.shape, self.batch_shape)
-        except RuntimeError:
+        try:  # numpy's: torch.broadcast_shapes imports sympy (~0.6 s) on first use, and is slower per call
+            shape = torch.Size(np.broadcast_shapes(loc.shape, scale.shape, self.batch_shape))
+        except ValueError:
             shape = None
         if shape != self.batch_shape:
             raise ValueError(f"affine loc {tuple(loc.shape)} and scale {tuple(scale.shape)} must broadcast to the "

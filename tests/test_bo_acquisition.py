@@ -43,6 +43,29 @@ def test_the_optimiser_finds_the_acquisition_maximum_of_a_known_function(kind):
     assert value == pytest.approx(float(f(x.unsqueeze(0))[0]))
 
 
+@pytest.mark.parametrize("refiner", ["lbfgsb", "ascent"])
+def test_both_refiners_converge_on_a_known_maximum_from_few_candidates(refiner):
+    space = Space({"a": bo.Float(0, 1), "b": bo.Float(0, 1), "c": bo.Float(0, 1)})
+    f = _acquisition(Bowl([0.3141, 0.7182, 0.05]))
+    settings = AcquisitionOptimizer(n_candidates=8, n_around_best=0, n_starts=4,
+                                    maxiter=8 if refiner == "ascent" else 100, refiner=refiner)
+    x, value = settings.optimize(f, space, seed=0)
+    torch.testing.assert_close(x, torch.tensor([0.3141, 0.7182, 0.05], dtype=torch.float64), rtol=0, atol=3e-3)
+    with torch.no_grad():
+        starts = f(space.snap(bo.space.sobol(8, 3, 0)))
+    assert value > float(starts.max())
+
+
+def test_the_pfn_takes_a_cheaper_acquisition_budget_and_the_gp_the_thorough_defaults(tiny_pfn):
+    space = {"a": bo.Float(0, 1), "b": bo.Float(0, 1)}
+    pfn_settings = bo.Optimizer(space, surrogate=bo.PFNSurrogate(tiny_pfn), seed=0).acquisition_optimizer
+    assert pfn_settings == AcquisitionOptimizer(**bo.PFNSurrogate.acquisition_budget) != AcquisitionOptimizer()
+    assert pfn_settings.refiner == "ascent" and pfn_settings.n_starts > AcquisitionOptimizer().n_starts
+    assert bo.Optimizer(space, surrogate="gp", seed=0).acquisition_optimizer == AcquisitionOptimizer()
+    with pytest.raises(ValueError, match="refiner"):
+        AcquisitionOptimizer(refiner="adam")
+
+
 def test_the_optimiser_beats_random_candidates_on_a_rippled_1d_acquisition():
     space = Space({"a": bo.Float(0, 1)})
     f = _acquisition(Bowl([0.62], bumps=0.5))

@@ -10,8 +10,8 @@ import torch
 from scipy import stats
 
 import bo
-from bo.surrogates import GaussianPredictive, GPSurrogate, PFNSurrogate, make_surrogate
-from bo.surrogates.outcome import OutcomeTransform, inverse_yeo_johnson, yeo_johnson
+from bo.surrogates import BarPredictive, GaussianPredictive, GPSurrogate, PFNSurrogate, make_surrogate
+from bo.surrogates.outcome import OutcomeTransform, inverse_yeo_johnson, most_normal_exponent, yeo_johnson
 from pfn.riemann import RiemannDistribution
 
 
@@ -137,6 +137,15 @@ def test_outcome_transform_unskews_standardises_and_keeps_order():
     assert flat.scale == 1.0 and torch.equal(flat(torch.tensor([3.0])), torch.zeros(1, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("draw", [lambda g: g.normal(size=50), lambda g: g.lognormal(size=40),
+                                  lambda g: -g.lognormal(size=40), lambda g: g.standard_t(2, size=100)])
+def test_most_normal_exponent_is_scipys_clipped_to_the_inverse_safe_range(draw):
+    x = draw(np.random.default_rng(0))
+    u = (x - x.mean()) / x.std(ddof=1)
+    expected = min(max(float(stats.yeojohnson_normmax(u)), 0.0), 2.0)
+    assert most_normal_exponent(torch.from_numpy(u)) == pytest.approx(expected, abs=1e-6)
+
+
 # --- PFN surrogate -----------------------------------------------------------------------------
 
 def test_pfn_surrogate_without_power_transform_is_the_network_on_standardised_y(tiny_pfn):
@@ -189,6 +198,30 @@ def test_pfn_gradients_reach_the_queries_and_match_finite_differences(tiny_pfn, 
     numeric = _central_difference(lambda v: float(STATISTICS[statistic](sur.predict(v)).sum()), xq.detach(), 1e-3)
     # float32 network: central differences with step 1e-3 are accurate to about 1e-3 relative.
     torch.testing.assert_close(xq.grad, numeric, rtol=3e-2, atol=3e-3)
+
+
+def test_pfn_log_ei_is_the_log_of_ei_with_one_best_or_one_per_query(tiny_pfn):
+    X, y = _data(n=10)
+    sur = PFNSurrogate(tiny_pfn).fit(X, y)
+    pred = sur.predict(torch.rand(6, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3)))
+    best = float(y.min())
+    torch.testing.assert_close(pred.log_expected_improvement(best), pred.expected_improvement(best).log(),
+                               rtol=0, atol=1e-5)
+    per_query = pred.dist.log_expected_improvement(torch.full((6,), best, dtype=torch.float64), maximize=False)
+    torch.testing.assert_close(pred.log_expected_improvement(best), per_query)
+
+
+def test_bar_log_ei_stays_informative_where_float32_ei_underflows():
+    borders = torch.linspace(-3.0, 3.0, 61)
+    logits = torch.zeros(3, 60)
+    logits[:, :30] = torch.tensor([-300.0, -200.0, -120.0]).unsqueeze(-1)  # a vanishing mass below 0
+    best = 1.0 + 2.0 * -1.5  # -1.5 in standardised units
+    pred = BarPredictive(RiemannDistribution(logits, borders).affine(1.0, 2.0))
+    exact = BarPredictive(RiemannDistribution(logits.double(), borders.double()).affine(1.0, 2.0))
+    assert (pred.expected_improvement(best) == 0).all()  # float32 underflow
+    log_ei = pred.log_expected_improvement(best)
+    torch.testing.assert_close(log_ei, exact.expected_improvement(best).log(), rtol=1e-6, atol=1e-3)
+    assert log_ei[0] < log_ei[1] < log_ei[2] < -90
 
 
 def test_pfn_predicts_botorch_shaped_batches(tiny_pfn):

@@ -592,7 +592,9 @@ def test_indexing_and_negation_keep_the_affine():
     torch.testing.assert_close(neg.stddev, t.stddev)
     torch.testing.assert_close(neg.icdf(0.3), -t.icdf(0.7), rtol=0, atol=1e-5)
     torch.testing.assert_close(neg.log_prob(-y), t.log_prob(y))
-    torch.testing.assert_close(neg.expected_improvement(-y), t.expected_improvement(y, maximize=False))
+    # both are float32 sums over the buckets, in mirrored order: equal to float32 rounding (the values are float64)
+    torch.testing.assert_close(neg.expected_improvement(-y), t.expected_improvement(y, maximize=False),
+                               rtol=2e-6, atol=1e-6)
     torch.testing.assert_close(neg[1, 0].mean, -t.mean[1, 0])
 
 

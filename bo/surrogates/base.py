@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -80,10 +80,13 @@ class Surrogate(ABC):
     Attributes:
         max_dims: The most input dimensions the surrogate takes (None: any), checked when an
             optimiser is built so that a space too large for it fails before any evaluation.
+        acquisition_budget: `AcquisitionOptimizer` settings that suit the surrogate's cost per
+            evaluation, over that class's defaults (used when an optimiser is given none).
         train_X, train_y: The data of the last `fit` (`n x d` and `n`, float64).
     """
 
     max_dims: int | None = None
+    acquisition_budget: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
         self.train_X: torch.Tensor | None = None

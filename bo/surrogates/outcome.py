@@ -2,14 +2,14 @@
 
 `y` is standardised (mean 0, standard deviation 1, in float64, so values far from zero keep
 their precision), then power-transformed by Yeo-Johnson with the exponent `lambda` that makes
-the observations most normal (maximum likelihood, `scipy.stats.yeojohnson_normmax`), then
+the observations most normal (maximum likelihood, `most_normal_exponent`), then
 standardised again. A monotone transform keeps the order of the observations, so the best
 point stays the best; what it removes is skew: an objective with a few very bad values (a
 long right tail when minimising, as most losses and test functions have) would, merely
 standardised, crush all the good values together near the bottom of the range, which no
 smooth GP-like function drawn from a prior looks like.
 
-`lambda` is clipped to `[0, 2]` (`1` is the identity; below 1 compresses large values, above 1
+`lambda` is kept within `[0, 2]` (`1` is the identity; below 1 compresses large values, above 1
 small ones): on that range the inverse transform is defined on the whole real line, so the
 bucket borders of a predictive can be mapped back however far out they lie.
 """
@@ -17,11 +17,9 @@ bucket borders of a predictive can be mapped back however far out they lie.
 from __future__ import annotations
 
 import math
-import warnings
 
-import numpy as np
 import torch
-from scipy import stats
+from scipy import optimize
 
 _MIN_POWER_FIT = 3  # observations needed to fit lambda; fewer are only standardised
 _LAMBDA_EPS = 1e-8
@@ -52,6 +50,26 @@ def inverse_yeo_johnson(z: torch.Tensor, lam: float) -> torch.Tensor:
     return torch.where(z >= 0, up, down)
 
 
+def most_normal_exponent(u: torch.Tensor) -> float:
+    """The Yeo-Johnson exponent in `[0, 2]` under which `u` (`n`, float64, not constant) looks most normal.
+
+    Maximises the profile log-likelihood `-n/2 log var(yeo_johnson(u, lam)) + (lam - 1) *
+    sum(sign(u) log1p|u|)` (scipy's `yeojohnson_llf`) by `fminbound` on `[0, 2]`: where the
+    likelihood is unimodal in `lam` (the usual case), the maximiser of
+    `scipy.stats.yeojohnson_normmax` clipped to `[0, 2]`, without that function's per-call
+    overhead (about 15 ms for 100 observations, which a BO step would pay on every fit).
+    """
+    n = u.numel()
+    jacobian = float((u.sign() * u.abs().log1p()).sum())
+
+    def negative_llf(lam: float) -> float:
+        var = float(yeo_johnson(u, lam).var(unbiased=False))
+        return 0.5 * n * math.log(var) - (lam - 1) * jacobian if 0 < var < math.inf else math.inf
+
+    lam = float(optimize.fminbound(negative_llf, 0.0, 2.0, xtol=1.48e-8))
+    return lam if math.isfinite(lam) else 1.0
+
+
 class OutcomeTransform:
     """Maps objective values `y` to the surrogate's units `z` (and predictive borders back), fitted on `y`.
 
@@ -69,10 +87,7 @@ class OutcomeTransform:
         u = (y - self.loc) / self.scale
         self.lam = 1.0
         if power and y.numel() >= _MIN_POWER_FIT and bool((u != u[0]).any()):
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                lam = float(stats.yeojohnson_normmax(u.numpy()))
-            self.lam = min(max(lam, 0.0), 2.0) if math.isfinite(lam) else 1.0
+            self.lam = most_normal_exponent(u)
         self.loc2, self.scale2 = _standardise(yeo_johnson(u, self.lam))
 
     def __call__(self, y: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 
@@ -30,11 +31,22 @@ class PFNSurrogate(Surrogate):
     There are no hyperparameters to fit: `condition` (fantasised observations at pending
     points) appends them to the context and keeps the transform of the real observations.
 
+    Acquisition budget (`acquisition_budget`): an evaluation decodes only the queries against
+    the cached context, but a forward-backward pass over a few points still costs as much as
+    scoring ~100 candidates (the network's fixed per-call overhead), so the acquisition
+    optimiser scores 384 candidates (256 Sobol, 128 near the incumbents) and refines 16 starts
+    by 8 batched gradient steps. On PFN states of Hartmann-6 and Branin this reached the
+    log-EI of the thorough defaults (1280 candidates, 4 starts, L-BFGS-B to convergence) to
+    within 0.03 (0.006 higher on average) in under half of their time.
+
     Args:
         model: A `PFN` with a bar head, or a shipped model's name or a checkpoint folder for
             `pfn.load` (default "bo", the BO prior's model).
         power_transform: Yeo-Johnson-transform `y` before standardising it; False only standardises.
     """
+
+    acquisition_budget: ClassVar[dict[str, Any]] = {"n_candidates": 256, "n_around_best": 128, "n_starts": 16,
+                                                    "maxiter": 8, "refiner": "ascent"}
 
     def __init__(self, model: PFN | str | Path = "bo", power_transform: bool = True) -> None:
         super().__init__()

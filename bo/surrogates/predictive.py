@@ -12,6 +12,7 @@ from pfn.riemann import RiemannDistribution
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 _SQRT2 = math.sqrt(2.0)
+_LOG_TINY = math.log(torch.finfo(torch.float64).tiny)
 _ASYMPTOTIC_Z = -1e3  # below it, log h(z) by its asymptote (the bracket below cancels to ~1e-6 relative)
 
 
@@ -109,8 +110,14 @@ class BarPredictive(Predictive):
 
     def expected_improvement(self, best: float | torch.Tensor) -> torch.Tensor:
         """E[max(best - Y, 0)] in closed form over the buckets (zero far beyond the right of the bars'
-        range, where float32 underflows; `log_expected_improvement` is then at its floor)."""
+        range, where float32 underflows; `log_expected_improvement` stays informative there)."""
         return self.dist.expected_improvement(best, maximize=False)
+
+    def log_expected_improvement(self, best: float | torch.Tensor) -> torch.Tensor:
+        """log E[max(best - Y, 0)], summed in log space over the buckets
+        (`RiemannDistribution.log_expected_improvement`): finite where EI underflows, floored at
+        the log of float64's smallest normal where even that fails."""
+        return self.dist.log_expected_improvement(best, maximize=False).clamp_min(_LOG_TINY)
 
     def probability_of_improvement(self, best: float | torch.Tensor) -> torch.Tensor:
         return self.dist.probability_of_improvement(best, maximize=False)
