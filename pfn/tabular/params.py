@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
-# The smallest `max_context_rows`: the shipped models were trained on contexts of 10 to 140
-# rows, and fewer say little beyond the prior. The classifier also needs 2 rows per class.
+# The smallest `max_context_rows`: the shipped models were trained on contexts of 16 to 512
+# rows, and fewer than 10 say little beyond the prior. The classifier also needs 2 rows per class.
 MIN_CONTEXT_ROWS = 10
 
 
