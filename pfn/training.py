@@ -82,11 +82,12 @@ def check_prior_fits_model(model: nn.Module, prior: Any, batches: list[Batch]) -
                          f"{model.config.feature_encoding!r} cannot read; use feature_encoding='per_feature'")
 
 
-def check_finite_loss(loss: torch.Tensor, step: int) -> None:
-    """Stops training (before the update, so the last checkpoint stays sound) if the loss is NaN or infinite."""
-    if not torch.isfinite(loss.detach()).all():
-        raise FloatingPointError(f"the training loss is {float(loss.detach())} at step {step + 1}; the weights were "
-                                 "not updated (lower lr, or check the prior's batches for NaN or huge values)")
+def check_finite_loss(loss: float, step: int) -> None:
+    """Stops training (before the update, so the last checkpoint stays sound) if the step's loss is NaN or
+    infinite."""
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"the training loss is {loss} at step {step + 1}; the weights were not updated "
+                                 "(lower lr, or check the prior's batches for NaN or huge values)")
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -261,9 +262,9 @@ def train(
                     torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                 logits = ddp(batch.x, batch.y[:, :batch.n_context], batch.context_mask)
                 loss = model.batch_loss(logits, batch)
-            check_finite_loss(loss, step)
             (loss / cfg.accumulate).backward()
             total += float(loss.detach()) / cfg.accumulate
+        check_finite_loss(total, step)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         step += 1
