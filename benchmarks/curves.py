@@ -30,8 +30,12 @@ Methods:
   fewer than 3 points.
 - Last value: `N(last, s^2)`, `s` = RMS of the context's epoch-to-epoch changes times
   `sqrt(epochs to go)` (a random walk), at least `SD_FLOOR`.
-The `lcpfn` package (the paper's code) could be the equal-compute anchor; it does not run
-with this torch (see `ANCHOR_NOTE`).
+- lcpfn package (with `--anchor FOLDER`): the paper's own code and prior, trained for the CPU
+  time of `pretrained/lcpfn` by `benchmarks/lcpfn_anchor.py`: the equal-compute anchor. Its
+  model knows 100 epochs scaled as `x = 1..100`, so epoch `e` of a horizon `H` is given as
+  `100 e / H`; values go through the same normalisation as LC-PFN's (`Metric.fit`), its
+  quantiles and densities are mapped back with it (the Jacobian included). All curves of a
+  cutoff in one batched call.
 
     PYTHONPATH=. python benchmarks/curves.py                              # pretrained/lcpfn
     PYTHONPATH=. python benchmarks/curves.py --model runs/lcpfn --quick   # writes results/curves_quick.*
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import math
 import os
 import platform
@@ -78,14 +83,8 @@ NUTS_FAMILIES = ("pow3", "ilog2", "janoschek")
 TEST_PRIORS = {"prior": CurvePrior(),
                "prior-3fam": CurvePrior(families=NUTS_FAMILIES, family_prob=1.0, plateau_prob=0.0, degrade_prob=0.0,
                                         noisy_prob=0.0)}
-M_PFN, M_NUTS, M_POWER, M_LAST = "LC-PFN", "NUTS", "power law", "last value"
+M_PFN, M_NUTS, M_POWER, M_LAST, M_ANCHOR = "LC-PFN", "NUTS", "power law", "last value", "lcpfn package"
 TARGET_SPEEDUP, TARGET_COVERAGE, TARGET_EPOCH_RATIO, TARGET_REGRET = 1e4, (0.85, 0.95), 3.0, 0.01
-ANCHOR_NOTE = ("the `lcpfn` package (0.1.3, `pip download lcpfn` works) requires torch<=1.11 and Python<3.12; "
-               "installed with --no-deps beside torch 2.13 it fails to build its transformer (its star import of "
-               "torch.nn.modules.transformer no longer provides MultiheadAttention, and torch's TransformerEncoder "
-               "now passes is_causal to its layers), so the equal-compute anchor needs a separate Python 3.10 "
-               "environment with torch 1.11 and is not measured here")
-
 
 # --- predictions of the final value ---------------------------------------------------------
 @dataclass
@@ -119,6 +118,37 @@ def lcpfn_method(model: LCPFN) -> Method:
                  final.quantile(INTERVAL[1])]
         per_curve = (time.perf_counter() - start) / len(contexts)
         return Final(*(s.cpu().numpy() for s in stats), np.full(len(contexts), per_curve))
+
+    return predict
+
+
+def anchor_method(folder: Path) -> Method:
+    """The `lcpfn` package's model of `folder` (see the module docstring): one batched forward per cutoff."""
+    from lcpfn_anchor import SEQ_LEN, load_anchor  # sibling module; needs `pip install lcpfn --no-deps`
+
+    net = load_anchor(folder)
+
+    def predict(contexts: list[np.ndarray], truths: np.ndarray, horizon: int, metric: Metric) -> Final:
+        start = time.perf_counter()
+        values = torch.as_tensor(np.stack(contexts))  # B x cut (the contexts of one cutoff share a length)
+        b, cut = values.shape
+        scale = metric.fit(values)
+        epochs = torch.arange(1, cut + 1, dtype=torch.float32) * SEQ_LEN / horizon
+        x = torch.cat([epochs, torch.tensor([float(SEQ_LEN)])]).view(-1, 1, 1).expand(-1, b, 1)
+        with torch.no_grad():
+            logits = net((x, scale.normalize(values).float().T.contiguous()), single_eval_pos=cut)
+        truth = torch.as_tensor(truths, dtype=torch.float64)
+        z_truth = scale.normalize(truth.unsqueeze(1)).float().T  # 1 x B
+        ll = -net.criterion(logits, z_truth)[0].double() + scale.log_jacobian(truth.unsqueeze(1))[:, 0]
+        flip = metric.direction == "minimize"  # the q-quantile of z is the (1 - q)-quantile of the metric
+
+        def quantile(q: float) -> torch.Tensor:
+            z = net.criterion.icdf(logits, 1 - q if flip else q)[0].double().unsqueeze(1)
+            return scale.denormalize(z)[:, 0]
+
+        stats = [ll, quantile(0.5), quantile(INTERVAL[0]), quantile(INTERVAL[1])]
+        per_curve = (time.perf_counter() - start) / b
+        return Final(*(s.numpy() for s in stats), np.full(b, per_curve))
 
     return predict
 
@@ -404,6 +434,12 @@ def targets_of(rows: list[dict], stopping: list[dict], main_min_prob: float) -> 
                     "value": ", ".join(f"{p:.2f} vs {a:.2f}/{b:.2f}"
                                        for p, a, b in zip(pfn_all, base[M_POWER], base[M_LAST], strict=True)),
                     "met": all(p > max(a, b) for p, a, b in zip(pfn_all, base[M_POWER], base[M_LAST], strict=True))})
+        anchor = [r["ll"] for r in pick(set=test_set, method=M_ANCHOR, subset="all")]
+        if anchor:
+            out.append({"target": f"{test_set}: LC-PFN log-likelihood above the equal-compute lcpfn package model "
+                                  "(every cutoff)",
+                        "value": ", ".join(f"{p:.2f} vs {a:.2f}" for p, a in zip(pfn_all, anchor, strict=True)),
+                        "met": all(p > a for p, a in zip(pfn_all, anchor, strict=True))})
         cover = [r["coverage"] for r in pick(set=test_set, method=M_PFN, subset="all")]
         out.append({"target": f"{test_set}: LC-PFN 90% intervals cover 85-95%",
                     "value": ", ".join(f"{c:.0%}" for c in cover),
@@ -451,6 +487,13 @@ def markdown_report(rows: list[dict], stopping: list[dict], targets: list[dict],
     return "\n".join(lines) + "\n"
 
 
+def anchor_info(folder: Path | None) -> dict[str, Any] | str:
+    """The anchor's training record (`info.json` of `benchmarks/lcpfn_anchor.py`), or why it is absent."""
+    if folder is None:
+        return "not run (no --anchor; train it with benchmarks/lcpfn_anchor.py)"
+    return json.loads((Path(folder) / "info.json").read_text())
+
+
 # --- main -----------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -461,6 +504,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--nuts-samples", type=int, help="NUTS samples (default 300; 50 with --quick)")
     p.add_argument("--real-runs", type=int, help="runs per real search (default: all; 12 with --quick)")
     p.add_argument("--min-probs", type=float, nargs="+", help="early-stopping levels (default 0.01 0.05 0.1)")
+    p.add_argument("--anchor", type=Path,
+                   help="folder of benchmarks/lcpfn_anchor.py's model (the equal-compute anchor)")
     p.add_argument("--seed", type=int, default=2024, help="seed of the held-out prior curves")
     p.add_argument("--quick", action="store_true", help="a smoke run; writes results/curves_quick.*")
     args = p.parse_args(argv)
@@ -480,6 +525,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sources = load_real_curves(args.real_runs)
     nuts = NutsSettings(args.nuts_warmup, args.nuts_samples, args.seed)
     methods = {M_PFN: lcpfn_method(model), M_NUTS: nuts_method(nuts), M_POWER: power_law, M_LAST: last_value}
+    if args.anchor is not None:
+        methods[M_ANCHOR] = anchor_method(args.anchor)
     model.predict([np.linspace(0.1, 0.5, 5)], model.max_horizon)  # warm-up (allocations, kernels)
 
     rows = []
@@ -507,7 +554,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              "datasets": d["datasets"]} for s, d in sources.items()},
         "early_stopping": "EarlyStopping defaults (min_epochs = 10% of the horizon), final value = value at the "
                           "horizon", "figure": str(figure.relative_to(RESULTS_DIR.parent.parent)),
-        "anchor": ANCHOR_NOTE, "torch_threads": torch.get_num_threads(),
+        "anchor": anchor_info(args.anchor), "torch_threads": torch.get_num_threads(),
         "hardware": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "numpyro": numpyro.__version__, "jax": jax.__version__},
