@@ -1,9 +1,13 @@
 """PFNClassifier and PFNRegressor against scikit-learn baselines on small tabular datasets.
 
-Datasets: scikit-learn's bundled iris, wine, breast_cancer and digits (a stratified
-subsample of 1000 rows) and generated make_classification (1000 x 20) and make_moons
-(500 rows, noise 0.3) for classification; the bundled diabetes and generated
-make_regression (500 x 10, noisy) and make_friedman1 (500 x 10) for regression.
+Tables: from the registry in `tabular_datasets.py` (see its docstring for every table, its
+source and the rule that split them), chosen by `--tables`: "reporting" (default; tables
+never used to choose anything, the ones to report), "choosing" (the tables to look at while
+choosing), "all", or "legacy", the original benchmark's nine tables (scikit-learn's bundled
+iris, wine, breast_cancer, digits subsampled to 1000 rows; generated classification,
+moons, diabetes, regression, friedman1), all of them choosing tables, kept so that earlier
+results stay reproducible. Classification results are also averaged per class-count group
+(2, 3 to 5, 6 to 10 classes), where the classification targets are checked again.
 
 Protocol: `--repeats` random 50/50 train/test splits per dataset (stratified for
 classification), the same splits for every method. Classification scores come from
@@ -25,9 +29,17 @@ A speed anchor times PFNClassifier against default HistGradientBoostingClassifie
 1000 x 20 make_classification table (50/50 split, fit + predict_proba, median of 3 runs
 each). Torch runs with its default thread count (set OMP_NUM_THREADS to change it).
 
-Writes `benchmarks/results/tabular.json` and `.md` (`tabular_quick.*` with `--quick`).
+`--rows-study` instead fits the PFN and logistic regression on nested stratified subsets of
+100, 300 and 1000 training rows of every classification table of the selection with at
+least 2000 rows available, scoring each on the same 1000 held-out rows (issue: quality must
+not fall as rows are added; no speed anchor).
 
-    python benchmarks/tabular.py                                # shipped tabular-clf / tabular-reg
+Writes `benchmarks/results/tabular_<tables>.json` and `.md` (`tabular.*` for `--tables
+legacy`, `tabular_rows_<tables>.*` for `--rows-study`; a `_quick` suffix with `--quick`).
+
+    python benchmarks/tabular.py                                # reporting tables, shipped tabular-clf / -reg
+    python benchmarks/tabular.py --tables legacy                # the original nine tables (tabular.*)
+    python benchmarks/tabular.py --rows-study                   # 100 / 300 / 1000 training rows
     python benchmarks/tabular.py --quick --clf-model runs/tabular-clf --reg-model runs/tabular-reg
 """
 
@@ -35,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import os
 import platform
 import re
@@ -51,21 +64,10 @@ from typing import Any
 import numpy as np
 import sklearn
 import torch
-from results_io import write_results  # sibling module: run as `python benchmarks/<name>.py`
+from results_io import write_results  # sibling modules: run as `python benchmarks/<name>.py`
 from scipy.stats import loguniform, randint
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.datasets import (
-    load_breast_cancer,
-    load_diabetes,
-    load_digits,
-    load_iris,
-    load_wine,
-    make_classification,
-    make_friedman1,
-    make_moons,
-    make_regression,
-)
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
@@ -78,25 +80,42 @@ from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, log_loss, r2_score, roc_auc_score, root_mean_squared_error
-from sklearn.model_selection import RandomizedSearchCV, ShuffleSplit, StratifiedShuffleSplit, train_test_split
+from sklearn.model_selection import RandomizedSearchCV, ShuffleSplit, StratifiedShuffleSplit
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import SVC, SVR
+from tabular_datasets import (
+    ALL,
+    CHOOSING,
+    CLASS_GROUPS,
+    CLASSIFICATION,
+    LEGACY,
+    REGRESSION,
+    REPORTING,
+    SELECTIONS,
+    TABLES,
+    class_group,
+    select,
+)
 from tqdm import tqdm
 
 import pfn.checkpoint
 from pfn import PFNClassifier, PFNRegressor
 
 REPO = Path(__file__).resolve().parent.parent
-CLASSIFICATION, REGRESSION = "classification", "regression"
 TEST_SIZE = 0.5
 ECE_BINS = 15
-DIGITS_ROWS = 1000
-ANCHOR_ROWS, ANCHOR_FEATURES, ANCHOR_TIMINGS = 1000, 20, 3
+ANCHOR_TABLE, ANCHOR_TIMINGS = "classification", 3  # the registry's 1000 x 20 make_classification table
 TARGET_AUC_GAP, TARGET_TIME_RATIO = 0.005, 3.0
-M_PFN, M_HGB, M_TUNED = "PFN", "HGB", "HGB tuned"  # method names that the targets refer to
-QUICK_DATASETS = ("iris", "moons", "diabetes")
+M_PFN, M_HGB, M_TUNED, M_LOGREG = "PFN", "HGB", "HGB tuned", "LogReg"  # method names that the targets refer to
+_QUICK_CHOOSING, _QUICK_REPORTING = ("iris", "moons", "diabetes"), ("circles", "modechoice", "cancer")
+TABLES_NOTE = {LEGACY: "the original benchmark's nine tables, all choosing tables",
+               CHOOSING: "the tables used for choosing", REPORTING: "reporting tables, never used to choose",
+               ALL: "choosing and reporting tables together"}
+QUICK_DATASETS = {LEGACY: _QUICK_CHOOSING, CHOOSING: _QUICK_CHOOSING, REPORTING: _QUICK_REPORTING,
+                  ALL: _QUICK_CHOOSING + _QUICK_REPORTING}  # per --tables: the tables of a --quick run
+ROWS_STUDY_SIZES, ROWS_STUDY_TEST = (100, 300, 1000), 1000  # nested training sizes; held-out rows
 SHIPPED_MODELS = {CLASSIFICATION: "tabular-clf", REGRESSION: "tabular-reg"}  # the estimators' default model_path
 METRICS = {  # per task: metric name -> column label in the report
     CLASSIFICATION: {"roc_auc": "ROC AUC", "accuracy": "accuracy", "log_loss": "log loss", "ece": "ECE",
@@ -111,8 +130,7 @@ HGB_SEARCH_SPACE = {
 }
 
 
-# --- datasets --------------------------------------------------------------------------------
-XY = tuple[np.ndarray, np.ndarray]
+# --- datasets ----------------------------------------------------------------------------------
 Splits = list[tuple[np.ndarray, np.ndarray]]  # (train, test) row indices, one pair per repeat
 
 
@@ -131,35 +149,6 @@ class Dataset:
         return len(np.unique(self.y))
 
 
-def bundled(loader: Callable[..., Any], seed: int, max_rows: int | None = None) -> XY:
-    """A scikit-learn bundled dataset, stratified-subsampled to `max_rows` rows if it has more."""
-    x, y = loader(return_X_y=True)
-    if max_rows is not None and len(y) > max_rows:
-        x, _, y, _ = train_test_split(x, y, train_size=max_rows, stratify=y, random_state=seed)
-    return x, y
-
-
-def anchor_table(seed: int) -> XY:
-    """The 1000 x 20 make_classification table (6 informative, 4 redundant features) of the speed anchor."""
-    return make_classification(n_samples=ANCHOR_ROWS, n_features=ANCHOR_FEATURES, n_informative=6, n_redundant=4,
-                               random_state=seed)
-
-
-DATASETS: dict[str, tuple[str, Callable[[int], XY]]] = {  # name -> (task, seed -> (x, y))
-    "iris": (CLASSIFICATION, partial(bundled, load_iris)),
-    "wine": (CLASSIFICATION, partial(bundled, load_wine)),
-    "breast_cancer": (CLASSIFICATION, partial(bundled, load_breast_cancer)),
-    "digits": (CLASSIFICATION, partial(bundled, load_digits, max_rows=DIGITS_ROWS)),
-    "classification": (CLASSIFICATION, anchor_table),
-    "moons": (CLASSIFICATION, lambda seed: make_moons(n_samples=500, noise=0.3, random_state=seed)),
-    "diabetes": (REGRESSION, partial(bundled, load_diabetes)),
-    "regression": (REGRESSION, lambda seed: make_regression(
-        n_samples=500, n_features=10, n_informative=6, noise=20.0, random_state=seed)),
-    "friedman1": (REGRESSION, lambda seed: make_friedman1(n_samples=500, n_features=10, noise=1.0,
-                                                          random_state=seed)),
-}
-
-
 def make_splits(task: str, x: np.ndarray, y: np.ndarray, repeats: int, seed: int) -> Splits:
     """`repeats` 50/50 (train, test) index pairs: stratified for classification, plain for regression."""
     splitter_cls = StratifiedShuffleSplit if task == CLASSIFICATION else ShuffleSplit
@@ -168,11 +157,10 @@ def make_splits(task: str, x: np.ndarray, y: np.ndarray, repeats: int, seed: int
 
 
 def load_dataset(name: str, repeats: int, seed: int) -> Dataset:
-    """Builds dataset `name` (see `DATASETS`) with its shared splits."""
-    task, make = DATASETS[name]
-    x, y = make(seed)
-    x = np.asarray(x, dtype=np.float64)
-    return Dataset(name, task, x, np.asarray(y), make_splits(task, x, y, repeats, seed))
+    """Builds table `name` of the registry (`tabular_datasets.TABLES`) with its shared splits."""
+    table = TABLES[name]
+    x, y = table.load(seed)
+    return Dataset(name, table.task, x, y, make_splits(table.task, x, y, repeats, seed))
 
 
 # --- methods ---------------------------------------------------------------------------------
@@ -236,7 +224,7 @@ def build_methods(task: str, args: argparse.Namespace) -> list[Method]:
     methods = [
         Method(M_PFN, lambda seed: pfn_cls(n_estimators=args.n_estimators, model_path=model_path,
                                            device=args.device, random_state=seed), default=False),
-        Method(pick("LogReg", "Ridge"), lambda seed: scaled(pick(LogisticRegression(max_iter=1000), Ridge()))),
+        Method(pick(M_LOGREG, "Ridge"), lambda seed: scaled(pick(LogisticRegression(max_iter=1000), Ridge()))),
         Method("KNN", lambda seed: scaled(pick(KNeighborsClassifier(), KNeighborsRegressor()))),
         Method("SVM", lambda seed: scaled(pick(CalibratedClassifierCV(SVC(random_state=seed), ensemble=False),
                                                SVR()))),
@@ -326,13 +314,13 @@ def run_task(datasets: list[Dataset], methods: list[Method], seed: int) -> Runs:
 # --- speed anchor ----------------------------------------------------------------------------
 def speed_anchor(args: argparse.Namespace) -> dict[str, Any]:
     """Median fit + predict_proba time of PFNClassifier and default HGB on a 1000 x 20 table, and their ratio."""
-    x, y = anchor_table(args.seed)
+    x, y = TABLES[ANCHOR_TABLE].load(args.seed)
     train, test = make_splits(CLASSIFICATION, x, y, 1, args.seed)[0]
     methods = {m.name: m for m in build_methods(CLASSIFICATION, args) if m.name in (M_PFN, M_HGB)}
     seconds = {name: [fit_predict(m.build(args.seed), CLASSIFICATION, x[train], y[train], x[test])[1]
                       for _ in range(ANCHOR_TIMINGS)] for name, m in methods.items()}
     median = {name: statistics.median(s) for name, s in seconds.items()}
-    return {"rows": ANCHOR_ROWS, "features": ANCHOR_FEATURES, "timings": ANCHOR_TIMINGS, "seconds": seconds,
+    return {"rows": x.shape[0], "features": x.shape[1], "timings": ANCHOR_TIMINGS, "seconds": seconds,
             "pfn_s": median[M_PFN], "hgb_s": median[M_HGB], "ratio": median[M_PFN] / median[M_HGB]}
 
 
@@ -361,43 +349,59 @@ def overall_rows(rows: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
     return overall
 
 
+def class_group_rows(rows: list[dict[str, Any]], datasets: list[Dataset]) -> dict[str, list[dict[str, Any]]]:
+    """Per class-count group ("2", "3-5", "6-10") that has datasets: `overall_rows` of its classification `rows`."""
+    group = {d.name: class_group(d.n_classes) for d in datasets if d.task == CLASSIFICATION}
+    by_group = {g: [r for r in rows if group[r["dataset"]] == g] for g in CLASS_GROUPS}
+    return {g: overall_rows(mine, CLASSIFICATION) for g, mine in by_group.items() if mine}
+
+
 def best_of(overall: list[dict[str, Any]], metric: str, names: list[str], higher: bool) -> dict[str, Any]:
     """The row among methods `names` with the best `metric`."""
     candidates = [r for r in overall if r["method"] in names]
     return (max if higher else min)(candidates, key=lambda r: r[metric])
 
 
+def classification_targets(overall: list[dict[str, Any]], defaults: list[str], where: str = "") -> list[dict[str, Any]]:
+    """The two classification targets (ROC AUC, log loss) on `overall` rows; `where` names the tables in the text."""
+    rows = {r["method"]: r for r in overall}
+    ours, tuned = rows[M_PFN], rows[M_TUNED]
+    best_auc = best_of(overall, "roc_auc", defaults, higher=True)
+    best_ll = best_of(overall, "log_loss", [m for m in rows if m != M_PFN], higher=False)
+    return [
+        {"target": f"PFNClassifier mean ROC AUC{where} >= best default baseline's and >= tuned HGB's - "
+                   f"{TARGET_AUC_GAP}",
+         "value": f"{ours['roc_auc']:.4f} vs {best_auc['roc_auc']:.4f} ({best_auc['method']}) and "
+                  f"{tuned['roc_auc']:.4f} ({M_TUNED})",
+         "met": ours["roc_auc"] >= best_auc["roc_auc"] and ours["roc_auc"] >= tuned["roc_auc"] - TARGET_AUC_GAP},
+        {"target": f"PFNClassifier mean log loss{where} < every baseline's",
+         "value": f"{ours['log_loss']:.4f} vs {best_ll['log_loss']:.4f} ({best_ll['method']})",
+         "met": ours["log_loss"] < best_ll["log_loss"]},
+    ]
+
+
 def evaluate_targets(overall: dict[str, list[dict[str, Any]]], defaults: dict[str, list[str]],
-                     anchor: dict[str, Any]) -> list[dict[str, Any]]:
+                     anchor: dict[str, Any], groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The issue's targets, each as `{"target", "value", "met"}` (a task that was not run is skipped).
 
     Args:
         overall: per task, the `overall_rows`.
         defaults: per task, the names of the default (untuned) baselines that ran.
         anchor: the `speed_anchor` result.
+        groups: per class-count group, the `overall_rows` of its classification tables (`class_group_rows`).
     """
     targets = []
     if overall.get(CLASSIFICATION):
-        rows = {r["method"]: r for r in overall[CLASSIFICATION]}
-        ours, tuned = rows[M_PFN], rows[M_TUNED]
-        best_auc = best_of(overall[CLASSIFICATION], "roc_auc", defaults[CLASSIFICATION], higher=True)
-        best_ll = best_of(overall[CLASSIFICATION], "log_loss", [m for m in rows if m != M_PFN], higher=False)
-        targets += [
-            {"target": f"PFNClassifier mean ROC AUC >= best default baseline's and >= tuned HGB's - {TARGET_AUC_GAP}",
-             "value": f"{ours['roc_auc']:.4f} vs {best_auc['roc_auc']:.4f} ({best_auc['method']}) and "
-                      f"{tuned['roc_auc']:.4f} ({M_TUNED})",
-             "met": ours["roc_auc"] >= best_auc["roc_auc"] and ours["roc_auc"] >= tuned["roc_auc"] - TARGET_AUC_GAP},
-            {"target": "PFNClassifier mean log loss < every baseline's",
-             "value": f"{ours['log_loss']:.4f} vs {best_ll['log_loss']:.4f} ({best_ll['method']})",
-             "met": ours["log_loss"] < best_ll["log_loss"]},
-        ]
+        targets += classification_targets(overall[CLASSIFICATION], defaults[CLASSIFICATION])
+        for group, rows in groups.items():
+            targets += classification_targets(rows, defaults[CLASSIFICATION], f" on {group}-class tables")
     if overall.get(REGRESSION):
         ours = next(r for r in overall[REGRESSION] if r["method"] == M_PFN)
         best_r2 = best_of(overall[REGRESSION], "r2", defaults[REGRESSION], higher=True)
         targets.append({"target": "PFNRegressor mean R^2 >= best default baseline's",
                         "value": f"{ours['r2']:.4f} vs {best_r2['r2']:.4f} ({best_r2['method']})",
                         "met": ours["r2"] >= best_r2["r2"]})
-    targets.append({"target": f"PFNClassifier fit + predict on {ANCHOR_ROWS}x{ANCHOR_FEATURES} <= "
+    targets.append({"target": f"PFNClassifier fit + predict on {anchor['rows']}x{anchor['features']} <= "
                               f"{TARGET_TIME_RATIO:g}x default HGB's",
                     "value": f"{anchor['ratio']:.2f}x ({anchor['pfn_s']:.2f} s vs {anchor['hgb_s']:.2f} s)",
                     "met": anchor["ratio"] <= TARGET_TIME_RATIO})
@@ -410,14 +414,21 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}", *(f"| {' | '.join(r)} |" for r in rows)]
 
 
-def task_section(task: str, rows: list[dict[str, Any]], overall: list[dict[str, Any]]) -> list[str]:
-    """Markdown of one task: the averages over datasets, then per dataset mean ± std over repeats."""
+def task_section(task: str, rows: list[dict[str, Any]], overall: list[dict[str, Any]],
+                 groups: dict[str, list[dict[str, Any]]] | None = None) -> list[str]:
+    """Markdown of one task: the averages over datasets (and per class-count group in `groups`), then per dataset
+    mean ± std over repeats."""
     metrics = list(METRICS[task])
     labels = list(METRICS[task].values())
     n_datasets = overall[0]["datasets"] if overall else 0
     lines = [f"## {task.capitalize()}", "",
              f"Mean over {plural(n_datasets, 'dataset')} of each method's per-dataset mean.", ""]
     lines += markdown_table(["method", *labels], [[r["method"], *(f"{r[m]:.4f}" for m in metrics)] for r in overall])
+    if groups:
+        lines += ["", "Per class-count group: the same means over the group's datasets.", ""]
+        lines += markdown_table(["classes", "datasets", "method", *labels],
+                                [[group, str(r["datasets"]), r["method"], *(f"{r[m]:.4f}" for m in metrics)]
+                                 for group, group_rows in groups.items() for r in group_rows])
     lines += ["", "Per dataset: mean ± std over the repeats.", ""]
     lines += markdown_table(["dataset", "method", *labels],
                             [[r["dataset"], r["method"], *(f"{r[m + '_mean']:.4f} ± {r[m + '_std']:.4f}"
@@ -425,14 +436,17 @@ def task_section(task: str, rows: list[dict[str, Any]], overall: list[dict[str, 
     return lines + [""]
 
 
-def markdown_report(sections: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]],
-                    anchor: dict[str, Any], targets: list[dict[str, Any]], settings: dict[str, Any]) -> str:
+def markdown_report(record: dict[str, Any]) -> str:
     """The results as markdown: per task the tables, then the speed anchor, the targets and the settings."""
+    anchor, targets, settings = record["speed_anchor"], record["targets"], record["settings"]
     lines = ["# Tabular PFN vs scikit-learn baselines", "",
+             f"Tables: {settings['tables']} ({TABLES_NOTE[settings['tables']]}; roles and sources in the settings "
+             "below and in `benchmarks/tabular_datasets.py`).", "",
              f"{plural(settings['repeats'], 'random 50/50 split')} per dataset (stratified for classification), "
              "the same for every method; times are fit + predict wall times.", ""]
-    for task, (rows, overall) in sections.items():
-        lines += task_section(task, rows, overall)
+    for task, overall in record["summary"].items():
+        groups = record["by_class_group"] if task == CLASSIFICATION else None
+        lines += task_section(task, record["per_dataset"][task], overall, groups)
     lines += ["## Speed anchor", "",
               f"fit + predict_proba on a {anchor['rows']}x{anchor['features']} make_classification table (50/50 "
               f"split), median of {anchor['timings']}: PFNClassifier {anchor['pfn_s']:.3f} s, default HGB "
@@ -470,9 +484,19 @@ def model_record(model_path: str | None, task: str) -> dict[str, Any]:
 
 
 def describe_data(data: Dataset) -> str:
-    """Rows x features, and classes for classification."""
+    """Rows x features (and classes for classification), role and source, e.g. "210x18, 4 classes; reporting; ..."."""
+    table = TABLES[data.name]
     shape = f"{data.x.shape[0]}x{data.x.shape[1]}"
-    return f"{shape}, {data.n_classes} classes" if data.task == CLASSIFICATION else shape
+    shape = f"{shape}, {data.n_classes} classes" if data.task == CLASSIFICATION else shape
+    return f"{shape}; {table.role}; {table.source}: {table.about}"
+
+
+def installed_version(package: str) -> str | None:
+    """The installed version of `package`, or None when it is not installed."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def settings_record(args: argparse.Namespace, datasets: list[Dataset], methods: dict[str, list[Method]],
@@ -480,7 +504,7 @@ def settings_record(args: argparse.Namespace, datasets: list[Dataset], methods: 
     """Everything needed to reproduce and interpret the run (command, data, methods, hardware, versions)."""
     return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "quick": args.quick, "repeats": args.repeats, "seed": args.seed,
+        "quick": args.quick, "tables": args.tables, "repeats": args.repeats, "seed": args.seed,
         "datasets": {d.name: describe_data(d) for d in datasets},
         "pfn_models": {task: model_record(args.clf_model if task == CLASSIFICATION else args.reg_model, task)
                        for task in methods},
@@ -495,9 +519,94 @@ def settings_record(args: argparse.Namespace, datasets: list[Dataset], methods: 
                      "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                      "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "sklearn": sklearn.__version__,
-                     "numpy": np.__version__},
+                     "numpy": np.__version__, "statsmodels": installed_version("statsmodels")},
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+
+
+# --- training-rows study ---------------------------------------------------------------------
+def nested_order(y: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
+    """A random order of the rows (indices into `y`) whose every prefix is close to stratified."""
+    perm = rng.permutation(len(y))
+    key = np.empty(len(y))
+    for k in np.unique(y):
+        rows = perm[y[perm] == k]  # class k in random order, spread evenly over [0, 1)
+        key[rows] = (np.arange(len(rows)) + rng.uniform()) / len(rows)
+    return np.argsort(key, kind="stable")
+
+
+def rows_study(args: argparse.Namespace) -> dict[str, Any]:
+    """The PFN and LogReg on nested training subsets of `ROWS_STUDY_SIZES` rows; returns the JSON record.
+
+    Every classification table of `args.datasets` with at least max(sizes) + `ROWS_STUDY_TEST` rows takes part;
+    each repeat draws a stratified pool of max(sizes) training rows and `ROWS_STUDY_TEST` test rows, and every
+    size trains on a prefix of one stratified order of the pool, so the smaller sets are subsets of the larger.
+    """
+    needed = max(ROWS_STUDY_SIZES) + ROWS_STUDY_TEST
+    datasets = []
+    for name in args.datasets:
+        if TABLES[name].task == CLASSIFICATION:
+            x, y = TABLES[name].load(args.seed, max_rows=needed)
+            if len(y) == needed:
+                splitter = StratifiedShuffleSplit(args.repeats, test_size=ROWS_STUDY_TEST, random_state=args.seed)
+                datasets.append(Dataset(name, CLASSIFICATION, x, y, list(splitter.split(x, y))))
+    if not datasets:
+        raise SystemExit(f"no classification table of {args.datasets} has {needed} rows for the rows study")
+    methods = [m for m in build_methods(CLASSIFICATION, args) if m.name in (M_PFN, M_LOGREG)]
+    runs: dict[str, Runs] = {str(n): {d.name: {m.name: [] for m in methods} for d in datasets}
+                             for n in ROWS_STUDY_SIZES}  # training rows -> dataset -> method -> per-repeat scores
+    total = len(datasets) * args.repeats * len(ROWS_STUDY_SIZES) * len(methods)
+    with warnings.catch_warnings(), tqdm(total=total, desc="rows study") as bar:
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for data in datasets:
+            for r, (pool, test) in enumerate(data.splits):
+                order = pool[nested_order(data.y[pool], np.random.RandomState(args.seed + r))]
+                for n in ROWS_STUDY_SIZES:
+                    train = order[:n]
+                    for method in methods:
+                        bar.set_postfix_str(f"{data.name} / {n} / {method.name}")
+                        estimator = method.build(args.seed + r)
+                        proba, seconds = fit_predict(estimator, CLASSIFICATION, data.x[train], data.y[train],
+                                                     data.x[test])
+                        scores = classification_scores(data.y[test], proba, estimator.classes_)
+                        runs[str(n)][data.name][method.name].append({**scores, "seconds": seconds})
+                        bar.update()
+    rows = [{"train_rows": int(n), **row} for n, by_data in runs.items()
+            for row in dataset_rows(by_data, CLASSIFICATION)]
+    targets = []
+    for data in datasets:
+        mine = sorted((r for r in rows if r["dataset"] == data.name and r["method"] == M_PFN),
+                      key=lambda r: r["train_rows"])
+        auc, ll = [r["roc_auc_mean"] for r in mine], [r["log_loss_mean"] for r in mine]
+        targets.append({"target": f"PFNClassifier on {data.name}: ROC AUC does not fall and log loss does not rise "
+                                  f"from {' to '.join(map(str, ROWS_STUDY_SIZES))} training rows",
+                        "value": f"ROC AUC {' / '.join(f'{v:.4f}' for v in auc)}, "
+                                 f"log loss {' / '.join(f'{v:.4f}' for v in ll)}",
+                        "met": bool(np.all(np.diff(auc) >= 0) and np.all(np.diff(ll) <= 0))})
+    settings = settings_record(args, datasets, {CLASSIFICATION: methods})
+    return {"per_dataset": rows, "targets": targets, "settings": settings, "per_repeat": runs}
+
+
+def rows_study_report(record: dict[str, Any]) -> str:
+    """The rows study as markdown: per table, method and training size the scores, then the targets and settings."""
+    settings = record["settings"]
+    metrics = {m: METRICS[CLASSIFICATION][m] for m in ("roc_auc", "log_loss", "accuracy", "seconds")}
+    lines = ["# Tabular PFN: test scores against training rows", "",
+             f"Tables: {settings['tables']} ({TABLES_NOTE[settings['tables']]}), those with at least "
+             f"{max(ROWS_STUDY_SIZES) + ROWS_STUDY_TEST} rows. {plural(settings['repeats'], 'repeat')}: a stratified "
+             f"pool of {max(ROWS_STUDY_SIZES)} training rows and {ROWS_STUDY_TEST} test rows; the training sets "
+             f"({', '.join(map(str, ROWS_STUDY_SIZES))} rows) are nested stratified subsets of the pool, every one "
+             "scored on the same test rows. Mean ± std over the repeats.", ""]
+    rows = sorted(record["per_dataset"], key=lambda r: (r["dataset"], r["method"], r["train_rows"]))
+    lines += markdown_table(["dataset", "method", "training rows", *metrics.values()],
+                            [[r["dataset"], r["method"], str(r["train_rows"]),
+                              *(f"{r[m + '_mean']:.4f} ± {r[m + '_std']:.4f}" for m in metrics)] for r in rows])
+    lines += ["", "## Targets", ""]
+    lines += markdown_table(["target", "value", "met"],
+                            [[t["target"], t["value"], "yes" if t["met"] else "NO"] for t in record["targets"]])
+    lines += ["", "## Settings", ""]
+    lines += [f"- {key}: {value}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
 
 
 # --- main ------------------------------------------------------------------------------------
@@ -508,21 +617,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reg-model", help="PFNRegressor model: shipped name or checkpoint folder (default: shipped)")
     p.add_argument("--n-estimators", type=int, default=4, help="PFN ensemble members (default 4)")
     p.add_argument("--device", default="cpu", help="PFN device: cpu, cuda, auto, ... (default cpu)")
-    p.add_argument("--datasets", nargs="+", choices=list(DATASETS),
-                   help=f"datasets to run (default all; {' '.join(QUICK_DATASETS)} with --quick)")
+    p.add_argument("--tables", choices=SELECTIONS, default=REPORTING,
+                   help="table set of tabular_datasets.py: reporting (default), choosing, all, or legacy (the "
+                        "original nine; writes results/tabular.*)")
+    p.add_argument("--datasets", nargs="+", choices=list(TABLES), metavar="NAME",
+                   help="tables of the --tables set to run (default all of them; with --quick: "
+                        + "; ".join(f"{k}: {' '.join(v)}" for k, v in QUICK_DATASETS.items()) + ")")
+    p.add_argument("--rows-study", action="store_true",
+                   help=f"train on {'/'.join(map(str, ROWS_STUDY_SIZES))} rows instead (PFN and LogReg)")
     p.add_argument("--repeats", type=int, help="50/50 splits per dataset (default 5; 1 with --quick)")
     p.add_argument("--search-iter", type=int, help="tuned HGB: random candidates (default 10; 2 with --quick)")
     p.add_argument("--search-cv", type=int, help="tuned HGB: CV folds (default 3; 2 with --quick)")
     p.add_argument("--gp", action=argparse.BooleanOptionalAction,
                    help="run the Gaussian-process baselines (default yes; no with --quick)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated data, splits and estimators")
-    p.add_argument("--quick", action="store_true", help="a smoke run (< 1 min); writes results/tabular_quick.*")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated data, subsamples, splits and estimators")
+    p.add_argument("--quick", action="store_true", help="a smoke run (< 1 min); writes results/<name>_quick.*")
     args = p.parse_args(argv)
-    defaults = {"datasets": (list(DATASETS), list(QUICK_DATASETS)), "repeats": (5, 1), "search_iter": (10, 2),
+    selection = [t.name for t in select(args.tables)]
+    quick_datasets = selection if args.rows_study else list(QUICK_DATASETS[args.tables])
+    defaults = {"datasets": (selection, quick_datasets), "repeats": (5, 1), "search_iter": (10, 2),
                 "search_cv": (3, 2), "gp": (True, False)}
     for name, (full, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
+    if outside := [name for name in args.datasets if name not in selection]:
+        p.error(f"--datasets {' '.join(outside)}: not in --tables {args.tables}")
     for name in ("n_estimators", "repeats", "search_iter"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -534,7 +653,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Runs every method on every dataset and the speed anchor; returns the JSON record (without the report)."""
     datasets = [load_dataset(name, args.repeats, args.seed) for name in args.datasets]
-    methods, runs, rows, summary = {}, {}, {}, {}
+    methods, runs, rows, summary, groups = {}, {}, {}, {}, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # default-parameter baselines may not converge
         for task in (CLASSIFICATION, REGRESSION):
@@ -545,20 +664,32 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 rows[task] = dataset_rows(runs[task], task)
                 summary[task] = overall_rows(rows[task], task)
         anchor = speed_anchor(args)
+    if CLASSIFICATION in rows:
+        groups = class_group_rows(rows[CLASSIFICATION], datasets)
     settings = settings_record(args, datasets, methods)
-    targets = evaluate_targets(summary, settings["default_baselines"], anchor)
-    return {"summary": summary, "per_dataset": rows, "speed_anchor": anchor, "targets": targets,
-            "settings": settings, "per_repeat": runs}
+    targets = evaluate_targets(summary, settings["default_baselines"], anchor, groups)
+    return {"summary": summary, "by_class_group": groups, "per_dataset": rows, "speed_anchor": anchor,
+            "targets": targets, "settings": settings, "per_repeat": runs}
+
+
+def results_stem(args: argparse.Namespace) -> str:
+    """The results' file stem: tabular (legacy), tabular_<tables> or tabular_rows_<tables>, + "_quick"."""
+    stem = f"tabular_rows_{args.tables}" if args.rows_study else (
+        "tabular" if args.tables == LEGACY else f"tabular_{args.tables}")
+    return f"{stem}_quick" if args.quick else stem
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Runs the benchmark, prints the report and writes the results; returns the JSON record."""
+    """Runs the benchmark (or the rows study), prints the report and writes the results; returns the JSON record."""
     args = parse_args(argv)
-    record = run_benchmark(args)
-    sections = {task: (record["per_dataset"][task], overall) for task, overall in record["summary"].items()}
-    report = markdown_report(sections, record["speed_anchor"], record["targets"], record["settings"])
+    if args.rows_study:
+        record = rows_study(args)
+        report = rows_study_report(record)
+    else:
+        record = run_benchmark(args)
+        report = markdown_report(record)
     print(report)
-    write_results("tabular_quick" if args.quick else "tabular", record, report)
+    write_results(results_stem(args), record, report)
     return record
 
 
