@@ -12,7 +12,11 @@ sizes at equal compute; the size to train long is the one ahead at the end of th
 Times are the training loop's own wall time on this machine (other work on the machine
 inflates them alike for all candidates run in one go, but not exactly: note the load).
 
-Writes `benchmarks/results/size_<config>.{json,md,png}`.
+Writes `benchmarks/results/size_<config>.{json,md,png}` (`--name` for another stem). Candidates
+may differ in anything of the model section, the architecture included (e.g. a per-feature
+table model against a row-token one with padded features: `{"feature_encoding": "pad"}`);
+`--train` overrides the train section for all of them (e.g. a smaller batch or context for a
+CPU study of a config made for a GPU).
 
     python benchmarks/size_study.py lcpfn --budget-min 8 \\
         --candidate '{"d_model": 64, "n_layers": 3, "d_ff": 128}' \\
@@ -75,11 +79,12 @@ def report(config_name: str, budget_min: float, results: list[dict[str, Any]]) -
     lines = [f"# Model size study: `{config_name}`, {budget_min:g} min of training each",
              "", f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
              f"torch {torch.__version__}. Validation NLL on the config's fixed prior batches.", "",
-             "| d_model | layers | d_ff | parameters | s/step | steps | datasets | final val NLL |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| encoding | d_model | layers | d_ff | parameters | s/step | steps | datasets | final val NLL |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         m = r["model"]
-        lines.append(f"| {m['d_model']} | {m['n_layers']} | {m['d_ff']} | {r['parameters']:,} | "
+        lines.append(f"| {m.get('feature_encoding', 'pad')} | {m['d_model']} | {m['n_layers']} | {m['d_ff']} | "
+                     f"{r['parameters']:,} | "
                      f"{r['seconds_per_step']:.3f} | {r['steps']} | {r['datasets_seen']:,} | "
                      f"{r['curve'][-1]['val_nll']:.4f} |")
     return "\n".join(lines) + "\n"
@@ -90,7 +95,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     for r in results:
         m = r["model"]
         ax.plot([p["seconds"] / 60 for p in r["curve"]], [p["val_nll"] for p in r["curve"]], marker="o",
-                label=f"{m['n_layers']} x {m['d_model']} ({r['parameters'] / 1e6:.2f}M)")
+                label=f"{m.get('feature_encoding', 'pad')} {m['n_layers']} x {m['d_model']} "
+                      f"({r['parameters'] / 1e6:.2f}M)")
     ax.set_xlabel("training time (min)")
     ax.set_ylabel("validation NLL")
     ax.legend()
@@ -108,21 +114,24 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--budget-min", type=float, default=8.0, help="training minutes per candidate")
     parser.add_argument("--evals", type=int, default=6, help="validation points per candidate")
     parser.add_argument("--work", default="runs/size_study", help="folder for the candidates' runs")
+    parser.add_argument("--train", default="{}", help="JSON overrides of the config's train section (all candidates)")
+    parser.add_argument("--name", help="stem of the results files (default: size_<config>)")
     args = parser.parse_args(argv)
     cfg = load_run_config(args.config)
     prior = prior_from_dict(cfg["prior"])
-    base = TrainConfig.from_dict(cfg["train"])
+    base = TrainConfig.from_dict({**cfg["train"], **json.loads(args.train)})
     name = Path(args.config).stem
+    stem = args.name or f"size_{name}"
     results = []
     for i, overrides in enumerate(args.candidate):
         model_cfg = ModelConfig.from_dict({**cfg["model"], **json.loads(overrides)})
         print(f"candidate {i}: {model_cfg}", flush=True)
         folder = Path(args.work) / name / f"{i}-{int(time.time())}"
         results.append(run_candidate(prior, model_cfg, base, args.budget_min * 60, args.evals, folder))
-    record = {"config": name, "budget_min": args.budget_min, "machine": platform.machine(),
-              "torch_threads": torch.get_num_threads(), "candidates": results}
-    write_results(f"size_{name}", record, report(name, args.budget_min, results))
-    plot(results, RESULTS_DIR / f"size_{name}.png")
+    record = {"config": name, "train_overrides": json.loads(args.train), "budget_min": args.budget_min,
+              "machine": platform.machine(), "torch_threads": torch.get_num_threads(), "candidates": results}
+    write_results(stem, record, report(name, args.budget_min, results))
+    plot(results, RESULTS_DIR / f"{stem}.png")
 
 
 if __name__ == "__main__":
