@@ -117,7 +117,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--train", default="{}", help="JSON overrides of the config's train section (all candidates)")
     parser.add_argument("--name", help="stem of the results files (default: size_<config>)")
     args = parser.parse_args(argv)
-    cfg = load_run_config(args.config)
+    _, cfg = load_run_config(args.config)
     prior = prior_from_dict(cfg["prior"])
     base = TrainConfig.from_dict({**cfg["train"], **json.loads(args.train)})
     name = Path(args.config).stem
