@@ -24,6 +24,7 @@ from einops import rearrange
 from torch import nn
 
 from pfn.architectures import register_architecture
+from pfn.attention import attention
 from pfn.config import ModelConfig
 from pfn.dist.gmm import GMM
 from pfn.dist.observations import LinearGaussian, problem, unbatched
@@ -82,7 +83,7 @@ class Attention(nn.Module):
         """Attention output (`B x N x D`) of states `h` (`B x N x D`) over keys and values `k`, `v` (`B x heads x S x
         d_head`, see `split_heads`); `mask`: None or `B x S` bool, True for a key that may be attended to."""
         q = split_heads(self.to_q(h), self.n_heads)
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask[:, None, None, :])
+        o = attention(q, k, v, None if mask is None else mask[:, None, None, :])
         return self.out(rearrange(o, "b h n d -> b n (h d)"))
 
 
