@@ -1,4 +1,4 @@
-"""The `pfn` command: `train`, `ship`, `list`, `demo`.
+"""The `pfn` command: `train`, `ship`, `list`, `refit-tails`, `demo`.
 
 A user error (a bad config, a refused resume, a damaged checkpoint) ends the command with a
 one-line message and exit status 1, not a traceback.
@@ -113,6 +113,36 @@ def cmd_ship(args: argparse.Namespace) -> None:
     print(f"shipped {args.run} as {dest} and updated {PRETRAINED_DIR / 'MANIFEST.json'}")
 
 
+def cmd_refit_tails(args: argparse.Namespace) -> None:
+    import torch
+
+    from pfn.checkpoint import load, save_checkpoint
+    from pfn.config import TrainConfig
+    from pfn.riemann import tail_borders
+    from pfn.training import prior_targets
+    from priors import prior_from_dict
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise SystemExit(f"pfn refit-tails: {out} exists and is not empty; choose a new folder")
+    model = load(args.model)
+    if model.config.head != "bar" or not {"prior", "train"} <= set(model.info):
+        raise SystemExit(f"pfn refit-tails: {args.model} is not a bar-head model with its training prior "
+                         f"(head {model.config.head!r})")
+    cfg = TrainConfig.from_dict({**model.info["train"], "device": "cpu"})
+    samples = prior_targets(prior_from_dict(model.info["prior"]), cfg, torch.device("cpu"), args.samples)
+    before = model.head.borders.clone()
+    model.head.borders.copy_(tail_borders(samples, before))
+    after = model.head.borders
+    model.info["record"] = {**model.info.get("record", {}), "tail_refit": {
+        "samples": int(samples.numel()), "outer_borders_before": [float(before[0]), float(before[-1])],
+        "outer_borders_after": [float(after[0]), float(after[-1])]}}
+    save_checkpoint(model, out)
+    print(f"refitted the tails of {args.model} on {samples.numel()} prior targets: outer borders "
+          f"{float(before[0]):.4g}, {float(before[-1]):.4g} -> {float(after[0]):.4g}, {float(after[-1]):.4g} "
+          f"(inner borders and weights unchanged); wrote {out}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from pfn.checkpoint import read_manifest
     from pfn.curves.demo import run_curves_demo
@@ -167,6 +197,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--command", help="the full command that reproduces the run, if not the default "
                                      "'pfn train CONFIG --out RUN && pfn ship RUN NAME'")
     p.set_defaults(func=cmd_ship)
+    p = sub.add_parser("refit-tails", help="refit a bar-head model's two tail scales to the mean of its prior's "
+                                           "targets beyond the outer buckets (weights unchanged)")
+    p.add_argument("model", help="shipped model name, or checkpoint or run folder")
+    p.add_argument("--out", required=True, help="new checkpoint folder (ship it with pfn ship)")
+    p.add_argument("--samples", type=int, help="prior targets to draw (default: the config's border_samples)")
+    p.set_defaults(func=cmd_refit_tails)
     p = sub.add_parser("demo", help="the shipped models at work: GP-PFN on a signal, tabular classifier on a table, "
                                    "LC-PFN on training runs, PFN-BO on a tuning task, in-context linear regression "
                                    "against ridge and OLS, Distribution Transformer against the exact posterior "

@@ -47,7 +47,10 @@ def _Phi_inv(p: torch.Tensor) -> torch.Tensor:
 
 
 def borders_from_samples(samples: torch.Tensor, n_buckets: int) -> torch.Tensor:
-    """Bucket borders at evenly spaced quantiles of `samples`.
+    """Bucket borders at evenly spaced quantiles of `samples`, outer borders fitted to the tails.
+
+    The inner borders `b_1 .. b_{K-1}` are the quantiles at `i / K`; the outer two are
+    `tail_borders` of the samples beyond them.
 
     Args:
         samples: Any tensor of finite prior target values (flattened).
@@ -56,19 +59,65 @@ def borders_from_samples(samples: torch.Tensor, n_buckets: int) -> torch.Tensor:
     Returns:
         A `K + 1` float32 tensor of strictly increasing borders.
     """
-    flat = samples.flatten().double()
-    flat = flat[torch.isfinite(flat)]
+    flat = _finite_samples(samples)
     if flat.numel() < n_buckets:
         raise ValueError(f"need at least {n_buckets} finite samples for {n_buckets} buckets, got {flat.numel()}")
-    qs = torch.linspace(0.0, 1.0, n_buckets + 1, dtype=torch.float64)
-    borders = torch.quantile(flat[: 2**24 - 1], qs) if flat.numel() >= 2**24 else torch.quantile(flat, qs)
+    borders = torch.quantile(flat, torch.linspace(0.0, 1.0, n_buckets + 1, dtype=torch.float64))
+    b0, bk = _tail_borders(flat, float(borders[1]), float(borders[-2]))  # None: no sample beyond (ties)
+    borders[0], borders[-1] = borders[0] if b0 is None else b0, borders[-1] if bk is None else bk
     # Ties (discrete targets) would give empty buckets: spread borders to a minimum width,
     # wide enough (several float32 ulps of the largest border) to survive the cast to float32.
     magnitude = float(borders.abs().max())
-    min_width = 1e-6 * float(borders[-1] - borders[0]) + 8 * torch.finfo(torch.float32).eps * magnitude + 1e-12
+    min_width = 1e-6 * float(borders[-2] - borders[1]) + 8 * torch.finfo(torch.float32).eps * magnitude + 1e-12
     for i in range(1, borders.numel()):
         borders[i] = torch.maximum(borders[i], borders[i - 1] + min_width)
     return borders.float()
+
+
+def tail_borders(samples: torch.Tensor, borders: torch.Tensor) -> torch.Tensor:
+    """`borders` with the outer two refitted to the tails of `samples` (inner borders unchanged).
+
+    The outer borders only set the half-normal tails' scales. They are placed where each
+    tail's mean equals the samples' own mean beyond `b_1` (and beyond `b_{K-1}`): a model that
+    puts the prior's mass in a tail then predicts the prior's mean there. (The 0 and 1
+    quantiles, used before, gave tails set by the single most extreme sample: many times too
+    wide for heavy-tailed targets, with predictive means far out.) The trained logits do not
+    depend on the tail scales (a tail's shape only adds a constant to the log-likelihood of
+    the targets in it), so a trained model's tails can be refitted after training.
+
+    Args:
+        samples: Prior target values (any shape; non-finite values are ignored).
+        borders: `K + 1` increasing borders.
+
+    Returns:
+        The `K + 1` float32 borders; a side without samples beyond it keeps its border.
+    """
+    out = borders.detach().double().clone()
+    b0, bk = _tail_borders(_finite_samples(samples), float(out[1]), float(out[-2]))
+    if b0 is not None:
+        out[0] = b0
+    if bk is not None:
+        out[-1] = bk
+    return out.float()
+
+
+def _finite_samples(samples: torch.Tensor) -> torch.Tensor:
+    """The finite values of `samples` as float64, at most 2^24 - 1 of them (a fixed random subset)."""
+    flat = samples.flatten().double()
+    flat = flat[torch.isfinite(flat)]
+    if flat.numel() >= 2**24:  # torch.quantile's limit
+        flat = flat[torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[: 2**24 - 1]]
+    return flat
+
+
+def _tail_borders(flat: torch.Tensor, b1: float, bk: float) -> tuple[float | None, float | None]:
+    """`b_0` and `b_K` whose half-normal tails (pinned at `b1` and `bk`) have the samples' mean excess
+    beyond them; None for a side without samples beyond it."""
+    def width(excess: torch.Tensor) -> float | None:
+        return float(excess.mean()) / _HALF_NORMAL_MEAN * _HALF_NORMAL_MEDIAN if excess.numel() else None
+
+    left, right = width(b1 - flat[flat < b1]), width(flat[flat > bk] - bk)
+    return (None if left is None else b1 - left), (None if right is None else bk + right)
 
 
 # --- the math on a chunk of rows -------------------------------------------------------------
@@ -463,4 +512,4 @@ def bar_nll(logits: torch.Tensor, borders: torch.Tensor, y: torch.Tensor) -> tor
     return -RiemannDistribution(logits, borders).log_prob(y)
 
 
-__all__ = ["RiemannDistribution", "bar_nll", "borders_from_samples"]
+__all__ = ["RiemannDistribution", "bar_nll", "borders_from_samples", "tail_borders"]

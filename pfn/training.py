@@ -112,20 +112,23 @@ def draw_batch(prior: Any, cfg: TrainConfig, generator: torch.Generator, device:
     return batch.with_context_sizes(sizes) if cfg.mixed_context else batch
 
 
+def prior_targets(prior: Any, cfg: TrainConfig, device: torch.device, n: int | None = None) -> torch.Tensor:
+    """At least `n` (default `cfg.border_samples`) query targets of training batches (flattened, on the
+    CPU), drawn as training draws them, seeded by `cfg.seed` (the same values for the same config)."""
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919)
+    values, n_done = [], 0
+    while n_done < (cfg.border_samples if n is None else n):
+        b = draw_batch(prior, cfg, gen, device)
+        values.append(b.target_y.flatten().cpu())
+        n_done += b.target_y.numel()
+    return torch.cat(values)
+
+
 def initial_head_state(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
                        device: torch.device) -> dict[str, Any] | None:
-    """The state a fresh head starts from (e.g. bucket borders at quantiles of `cfg.border_samples`
-    prior targets, seeded by `cfg.seed`); None for a head without state."""
-    def draw_targets() -> torch.Tensor:
-        gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919)
-        values, n_done = [], 0
-        while n_done < cfg.border_samples:
-            b = draw_batch(prior, cfg, gen, device)
-            values.append(b.target_y.flatten().cpu())
-            n_done += b.target_y.numel()
-        return torch.cat(values)
-
-    return head_class(model_cfg.head).initial_state(model_cfg, draw_targets)
+    """The state a fresh head starts from (e.g. bucket borders at quantiles of `prior_targets`);
+    None for a head without state."""
+    return head_class(model_cfg.head).initial_state(model_cfg, lambda: prior_targets(prior, cfg, device))
 
 
 def initial_model(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,

@@ -13,6 +13,8 @@ from test_training import MODEL, PRIOR, TRAIN, assert_same_weights, state_of
 import pfn
 import pfn.checkpoint as ckpt
 from pfn.cli import CONFIG_DIR, load_run_config, main
+from pfn.riemann import tail_borders
+from pfn.training import prior_targets
 
 
 def write_config(tmp_path: Path, name: str = "tiny", **train: object) -> Path:
@@ -143,6 +145,30 @@ def test_out_must_be_a_run_folder(tmp_path, tiny_pfn):
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     fails(["train", str(config), "--out", str(folder)], "holds no training run but other files")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+# --- refit-tails ---------------------------------------------------------------------------------
+
+def test_refit_tails_changes_only_the_outer_borders_to_the_priors_tail_means(tmp_path, tiny_pfn, capsys):
+    main(["train", str(write_config(tmp_path)), "--out", str(tmp_path / "run")])
+    model = pfn.load(tmp_path / "run")
+    with torch.no_grad():  # tails as wide as the 0 and 1 quantiles of a heavy-tailed prior would give
+        model.head.borders[0], model.head.borders[-1] = -100.0, 100.0
+    wide = ckpt.save_checkpoint(model, tmp_path / "wide")
+    main(["refit-tails", str(wide), "--out", str(tmp_path / "refit"), "--samples", "3000"])
+    assert "outer borders -100, 100 -> " in capsys.readouterr().out
+    refit = pfn.load(tmp_path / "refit")
+    targets = prior_targets(PRIOR, TRAIN, torch.device("cpu"), 3000)
+    expected = tail_borders(targets, model.head.borders)
+    assert torch.equal(refit.head.borders, expected)
+    assert torch.equal(refit.head.borders[1:-1], model.head.borders[1:-1])
+    assert -100 < float(refit.head.borders[0]) < float(refit.head.borders[1])
+    assert_same_weights({k: v for k, v in state_of(model).items() if k != "head.borders"},
+                        {k: v for k, v in state_of(refit).items() if k != "head.borders"})
+    assert refit.info["record"]["tail_refit"]["outer_borders_before"] == [-100.0, 100.0]
+    fails(["refit-tails", str(wide), "--out", str(tmp_path / "refit")], "is not empty")
+    bare = ckpt.save_checkpoint(tiny_pfn, tmp_path / "bare")  # no training prior recorded
+    fails(["refit-tails", str(bare), "--out", str(tmp_path / "x")], "not a bar-head model with its training prior")
 
 
 # --- ship and list ------------------------------------------------------------------------------

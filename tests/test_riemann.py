@@ -192,7 +192,23 @@ def test_borders_from_tied_samples_far_from_zero_stay_strictly_increasing(values
 def test_borders_from_samples_are_quantiles_and_ignore_non_finite_values():
     samples = torch.cat([torch.arange(1001.0), torch.tensor([math.nan, math.inf, -math.inf])])
     borders = borders_from_samples(samples, 10)
-    assert torch.allclose(borders, torch.linspace(0.0, 1000.0, 11))
+    assert torch.allclose(borders[1:-1], torch.linspace(100.0, 900.0, 9))
+
+
+@pytest.mark.parametrize("draw", [lambda g: torch.randn(200_000, generator=g),
+                                  lambda g: torch.distributions.StudentT(2.0).sample((200_000,)),
+                                  lambda g: torch.rand(200_000, generator=g).pow(-1.5)])  # Pareto-like
+def test_the_tails_of_borders_from_samples_have_the_samples_conditional_means(draw):
+    torch.manual_seed(0)
+    samples = draw(torch.Generator().manual_seed(0)).double()
+    k = 20
+    borders = borders_from_samples(samples, k)
+    for piece, beyond in ((0, samples < borders[1]), (k - 1, samples >= borders[-2])):
+        logits = torch.full((k,), -1e4)
+        logits[piece] = 0.0
+        tail_mean = RiemannDistribution(logits, borders).mean
+        expected = samples[beyond].mean()
+        assert tail_mean.item() == pytest.approx(expected.item(), rel=1e-3, abs=1e-3)
 
 
 def test_borders_from_samples_needs_enough_samples():
