@@ -16,7 +16,8 @@ Writes `benchmarks/results/size_<config>.{json,md,png}` (`--name` for another st
 may differ in anything of the model section, the architecture included (e.g. a per-feature
 table model against a row-token one with padded features: `{"feature_encoding": "pad"}`);
 `--train` overrides the train section for all of them (e.g. a smaller batch or context for a
-CPU study of a config made for a GPU).
+CPU study of a config made for a GPU), `--prior` the prior section (e.g. no missing values,
+which only per-feature models read).
 
     python benchmarks/size_study.py lcpfn --budget-min 8 \\
         --candidate '{"d_model": 64, "n_layers": 3, "d_ff": 128}' \\
@@ -75,10 +76,12 @@ def run_candidate(prior: Any, model_cfg: ModelConfig, base: TrainConfig, budget_
             "datasets_seen": steps * cfg.batch_size * cfg.accumulate, "curve": curve}
 
 
-def report(config_name: str, budget_min: float, results: list[dict[str, Any]]) -> str:
+def report(config_name: str, budget_min: float, results: list[dict[str, Any]],
+           overrides: dict[str, Any] | None = None) -> str:
+    given = "".join(f" {part} overrides: `{json.dumps(o)}`." for part, o in (overrides or {}).items() if o)
     lines = [f"# Model size study: `{config_name}`, {budget_min:g} min of training each",
              "", f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
-             f"torch {torch.__version__}. Validation NLL on the config's fixed prior batches.", "",
+             f"torch {torch.__version__}. Validation NLL on the config's fixed prior batches.{given}", "",
              "| encoding | d_model | layers | d_ff | parameters | s/step | steps | datasets | final val NLL |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -115,10 +118,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--evals", type=int, default=6, help="validation points per candidate")
     parser.add_argument("--work", default="runs/size_study", help="folder for the candidates' runs")
     parser.add_argument("--train", default="{}", help="JSON overrides of the config's train section (all candidates)")
+    parser.add_argument("--prior", default="{}", help="JSON overrides of the config's prior section (all candidates; "
+                                                     "e.g. '{\"missing_prob\": 0.0}' for row-token candidates)")
     parser.add_argument("--name", help="stem of the results files (default: size_<config>)")
     args = parser.parse_args(argv)
     _, cfg = load_run_config(args.config)
-    prior = prior_from_dict(cfg["prior"])
+    prior = prior_from_dict({**cfg["prior"], **json.loads(args.prior)})
     base = TrainConfig.from_dict({**cfg["train"], **json.loads(args.train)})
     name = Path(args.config).stem
     stem = args.name or f"size_{name}"
@@ -128,9 +133,11 @@ def main(argv: list[str]) -> None:
         print(f"candidate {i}: {model_cfg}", flush=True)
         folder = Path(args.work) / name / f"{i}-{int(time.time())}"
         results.append(run_candidate(prior, model_cfg, base, args.budget_min * 60, args.evals, folder))
-    record = {"config": name, "train_overrides": json.loads(args.train), "budget_min": args.budget_min,
+    record = {"config": name, "prior_overrides": json.loads(args.prior), "train_overrides": json.loads(args.train),
+              "budget_min": args.budget_min,
               "machine": platform.machine(), "torch_threads": torch.get_num_threads(), "candidates": results}
-    write_results(stem, record, report(name, args.budget_min, results))
+    write_results(stem, record, report(name, args.budget_min, results,
+                                       {"Prior": record["prior_overrides"], "Train": record["train_overrides"]}))
     plot(results, RESULTS_DIR / f"{stem}.png")
 
 
