@@ -8,7 +8,10 @@ from typing import Any
 from pfn.architectures import architecture_class
 from pfn.heads import head_class
 
-FEATURE_ENCODINGS = ("pad", "per_feature")
+FEATURE_ENCODINGS = ("pad", "pad_standardised", "per_feature")
+# Encodings that standardise each feature by the context rows and read NaN as a missing value:
+# the tables' encodings (`pfn.tabular` takes models with one of them).
+READS_MISSING = ("pad_standardised", "per_feature")
 
 
 class _Config:
@@ -34,7 +37,9 @@ class ModelConfig(_Config):
     its own token and alternates attention across the features of a row with attention
     across the (context) rows of a feature (`pfn.feature_transformer`); it standardises
     each feature by its context rows and reads NaN as missing. There `max_features` is
-    only the largest feature count accepted, not a layer size.
+    only the largest feature count accepted, not a layer size. `feature_encoding=
+    "pad_standardised"` is the row-token model with the per-feature model's input handling:
+    features standardised by their context rows, NaN read as missing (`pfn.row_table_transformer`).
 
     `head` names a registered head (`pfn.heads`): `"bar"` predicts a Riemann distribution
     over `n_buckets` buckets (regression); `"classification"` predicts up to `max_classes`

@@ -9,14 +9,16 @@ import torch
 from torch import nn
 
 from pfn.architectures import register_architecture
-from pfn.config import ModelConfig
+from pfn.config import READS_MISSING, ModelConfig
 from pfn.feature_transformer import FeatureTokenTransformer
 from pfn.heads import head_class
+from pfn.row_table_transformer import StandardisedRowTransformer
 from pfn.transformer import PFNTransformer
 from pfn.validation import check_context, check_query
 from priors.batch import Batch
 
-TRANSFORMERS = {"pad": PFNTransformer, "per_feature": FeatureTokenTransformer}
+TRANSFORMERS = {"pad": PFNTransformer, "pad_standardised": StandardisedRowTransformer,
+                "per_feature": FeatureTokenTransformer}
 
 
 @register_architecture("pfn")
@@ -70,7 +72,7 @@ class PFN(nn.Module):
 
         Args:
             x_context: `N x F` (or batched `B x N x F`) inputs; NaN marks a missing value
-                for `feature_encoding="per_feature"`. float64 inputs keep their precision
+                for the encodings that read it (`config.READS_MISSING`). float64 inputs keep their precision
                 until the model standardises them.
             y_context: `N` (or `B x N`) targets; class indices `0, ..., k - 1` for a classifier.
             context_mask: None, or `N` (`B x N`) bool: True for a real row. Datasets of
@@ -81,7 +83,7 @@ class PFN(nn.Module):
                 the largest index + 1).
         """
         xc, yc, mask, unbatched = check_context(x_context, y_context, self.config.max_features, self.device,
-                                                allow_nan=self.config.feature_encoding == "per_feature",
+                                                allow_nan=self.config.feature_encoding in READS_MISSING,
                                                 context_mask=context_mask)
         task = self.head.task_of_context(yc if mask is None else yc[mask], **task_options)
         self.eval()
@@ -138,7 +140,7 @@ class FittedPFN:
             raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
         model = self.model
         xq, shape = check_query(x_query, self.n_features, self.batch_size, self.unbatched, model.device,
-                                allow_nan=model.config.feature_encoding == "per_feature")
+                                allow_nan=model.config.feature_encoding in READS_MISSING)
         if model.training:  # `eval()` walks every module: skipped on the hot path of repeated predictions
             model.eval()
         head = model.head

@@ -20,6 +20,9 @@ from priors.gp import GPPrior
 PAD = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, n_buckets=30, max_features=3)
 PER_FEATURE = ModelConfig(feature_encoding="per_feature", d_model=32, n_layers=2, n_heads=2, d_ff=64, n_buckets=30,
                           max_features=6)
+PAD_STANDARDISED = ModelConfig(feature_encoding="pad_standardised", d_model=32, n_layers=2, n_heads=2, d_ff=64,
+                               n_buckets=30, max_features=6)
+CONFIGS = {"pad": PAD, "per_feature": PER_FEATURE, "pad_standardised": PAD_STANDARDISED}
 
 
 def _randomised(config: ModelConfig) -> PFN:
@@ -33,9 +36,9 @@ def _randomised(config: ModelConfig) -> PFN:
     return model.eval()
 
 
-@pytest.fixture(params=["pad", "per_feature"], scope="module")
+@pytest.fixture(params=list(CONFIGS), scope="module")
 def model(request) -> PFN:
-    return _randomised(PAD if request.param == "pad" else PER_FEATURE)
+    return _randomised(CONFIGS[request.param])
 
 
 def _data(b: int, n: int, f: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -414,3 +414,22 @@ def test_a_target_with_spread_above_the_threshold_is_not_constant(tiny_reg):
     reg = tiny_reg.fit(x, y)
     assert not reg.constant_target_
     assert len(np.unique(reg.predict(x))) == 40
+
+
+@pytest.mark.parametrize("encoding, accepted", [("pad_standardised", True), ("per_feature", True), ("pad", False)])
+def test_estimators_take_the_table_encodings_and_refuse_others(tmp_path, encoding, accepted):
+    torch.manual_seed(0)
+    config = {**TINY, "feature_encoding": encoding}
+    clf = PFN(ModelConfig(head="classification", max_classes=TINY_MAX_CLASSES, **config))
+    reg = PFN(ModelConfig(head="bar", n_buckets=16, **config), {"borders": torch.linspace(-3, 3, 17).tolist()})
+    frame = _mixed_frame(40)  # strings, categories, booleans, missing values
+    labels, target = (frame["num"] > 0).astype(int).to_numpy(), frame["num"].to_numpy() * 3.0 + 1.0
+    for model, estimator, y in ((clf, PFNClassifier, labels), (reg, PFNRegressor, target)):
+        est = estimator(model_path=str(save_checkpoint(model, tmp_path / f"{encoding}-{model.config.head}")),
+                        n_estimators=2, random_state=0, device="cpu")
+        if not accepted:
+            with pytest.raises(ValueError, match="is not a tabular model"):
+                est.fit(frame, y)
+            continue
+        pred = est.fit(frame, y).predict(frame)
+        assert pred.shape == (40,) and np.isfinite(pred.astype(float)).all()

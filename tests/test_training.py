@@ -299,7 +299,7 @@ def test_a_classifier_trains_on_a_mixture_of_classification_priors(tmp_path):
 
 def test_a_row_token_model_refuses_a_prior_with_missing_values(tmp_path):
     clf = replace(MODEL, head="classification", max_classes=6)
-    with pytest.raises(ValueError, match="draws missing values.*use feature_encoding='per_feature'"):
+    with pytest.raises(ValueError, match="draws missing values.*use one of"):
         train(SCMPrior(max_classes=6, missing_prob=1.0), clf, replace(TRAIN, steps=2), tmp_path / "run",
               progress=False)
     assert not run_state.step_folders(tmp_path / "run")

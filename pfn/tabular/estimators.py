@@ -29,6 +29,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, column_or_1d, validate_data
 
 from pfn.checkpoint import load
+from pfn.config import READS_MISSING
 from pfn.model import PFN, FittedPFN
 from pfn.riemann import RiemannDistribution
 from pfn.tabular.encoding import TableEncoder
@@ -71,7 +72,7 @@ class TabularPFNBase(BaseEstimator):
 
     def _load_model(self) -> PFN:
         model = load(self.model_path or self._default_model, device=resolve_device(self.device))
-        if model.config.head != self._head or model.config.feature_encoding != "per_feature":
+        if model.config.head != self._head or model.config.feature_encoding not in READS_MISSING:
             raise ValueError(f"{self.model_path!r} is not a tabular model with a {self._head!r} head "
                              f"(it has head {model.config.head!r}, feature_encoding "
                              f"{model.config.feature_encoding!r})")
