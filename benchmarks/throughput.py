@@ -104,7 +104,10 @@ ANCHOR_JOB = {"batch_size": 32, "n_points": 100, "n_features": 1, "n_layers": 4,
 ANCHOR_GP = {"lengthscale": 0.1, "outputscale": 0.1, "noise": 0.1}  # pfns.priors.fast_gp's defaults
 PFNS_VERSION = "0.4.2"
 TARGET_RATIO = 2.0
-ANCHOR_RUNS = ("ours fp32", "ours bf16", "pfns fp32", "pfns bf16")  # pfns bf16: its mixed precision
+# pfns bf16: its own mixed precision
+ANCHOR_RUNS = ("ours fp32", "ours bf16", "ours bf16 compiled", "pfns fp32", "pfns bf16")
+OURS = ("ours bf16", "ours bf16 compiled")  # what a training config can use: the target counts the faster
+COMPILE_WARMUP = 60  # untimed steps of a compiled run: torch.compile recompiles until the shapes are dynamic
 
 
 @dataclass
@@ -171,11 +174,12 @@ class RecordingPrior:
 
 
 def measure_ours(prior: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, amp: bool, warmup: int,
-                 steps: int) -> dict[str, Any]:
-    """Trains `warmup + steps + 1` steps with `pfn.training.train` on the CPU; returns the window's timings
-    (`Calls.window`) and the run's final training loss (EMA)."""
+                 steps: int, compile: bool = False) -> dict[str, Any]:
+    """Trains `warmup + steps + 1` steps with `pfn.training.train` on the CPU (with `compile`, at least
+    `COMPILE_WARMUP` warm-up steps); returns the window's timings (`Calls.window`) and the final training loss."""
+    warmup = max(warmup, COMPILE_WARMUP) if compile else warmup
     total = warmup + steps + 1
-    cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "device": "cpu", "amp": amp, "steps": total,
+    cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "device": "cpu", "amp": amp, "compile": compile, "steps": total,
                                  "checkpoint_every": total + 1, "val_every": total + 1, "val_batches": 1,
                                  "border_samples": min(train_cfg.border_samples, BORDER_SAMPLES)})
     recorder = RecordingPrior(prior, model_cfg)
@@ -303,11 +307,11 @@ def measure_theirs(width: int, mixed_precision: bool, warmup: int, steps: int) -
 
 def measure_anchor_run(label: str, width: int, warmup: int, steps: int) -> dict[str, Any]:
     """One run of `ANCHOR_RUNS` at `d_model=width`; returns its timings (`Calls.window`) and loss."""
-    trainer, precision = label.split()
+    trainer, precision, *compiled = label.split()
     if trainer == "pfns":
         return measure_theirs(width, precision == "bf16", warmup, steps)
     prior, model_cfg, train_cfg = anchor_ours(width)
-    return measure_ours(prior, model_cfg, train_cfg, precision == "bf16", warmup, steps)
+    return measure_ours(prior, model_cfg, train_cfg, precision == "bf16", warmup, steps, compile=bool(compiled))
 
 
 def measure_anchor(warmup: int, steps: int) -> dict[str, Any]:
@@ -325,7 +329,8 @@ def measure_anchor(warmup: int, steps: int) -> dict[str, Any]:
                   f"prior {100 * r['prior_share']:.0f}%", flush=True)
         base = row["pfns fp32"]["tokens_per_s"]
         row["ratio_vs_pfns_fp32"] = {label: row[label]["tokens_per_s"] / base for label in ANCHOR_RUNS}
-        row["target_met"] = row["ratio_vs_pfns_fp32"]["ours bf16"] >= TARGET_RATIO
+        row["best_ours"] = max(OURS, key=lambda label: row["ratio_vs_pfns_fp32"][label])
+        row["target_met"] = row["ratio_vs_pfns_fp32"][row["best_ours"]] >= TARGET_RATIO
         rows.append(row)
     return {"pfns_version": version, "job": {**ANCHOR_JOB, "gp": ANCHOR_GP}, "target_ratio": TARGET_RATIO,
             "tensorboard_stub": importlib.util.find_spec("tensorboard") is None, "widths": rows}
@@ -393,8 +398,8 @@ def report(record: dict[str, Any]) -> str:
                 lines.append(f"| {w['d_model']} | {label} | {r['step_ms']:.0f} | {r['tables_per_s']:.3g} | "
                              f"{r['tokens_per_s']:,.0f} | {100 * r['prior_share']:.0f}% | {ratio:.2f}x |")
         met = ", ".join(f"d_model {w['d_model']}: {'met' if w['target_met'] else 'NOT met'} "
-                        f"({w['ratio_vs_pfns_fp32']['ours bf16']:.2f}x)" for w in anchor["widths"])
-        lines += ["", f"Target ours bf16 >= {anchor['target_ratio']:g}x pfns fp32: {met}.", ""]
+                        f"({w['best_ours']}: {w['ratio_vs_pfns_fp32'][w['best_ours']]:.2f}x)" for w in anchor["widths"])
+        lines += ["", f"Target ours bf16 (eager or compiled) >= {anchor['target_ratio']:g}x pfns fp32: {met}.", ""]
     return "\n".join(lines)
 
 

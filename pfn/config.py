@@ -97,6 +97,11 @@ class TrainConfig(_Config):
     weights and fp32 validation). It is off by default: on a CPU it pays only for wide models
     (measure it; on the project's 2 cores, faster at width 256, slower at width 96-128).
     Checkpoints trained before `amp` covered the CPU record `amp: true` but ran in fp32 there.
+    `compile` runs the training forward pass through `torch.compile` (dynamic shapes; needs a
+    C compiler on the CPU). Its first few dozen steps compile (seconds to tens of seconds each),
+    after which a bf16 step of the row-token GP job ran 1.27x faster at width 128 on the
+    project's 2 cores and no faster at width 256 (`benchmarks/results/throughput.md`): measure
+    it for a config, and use it for runs of thousands of steps.
     A checkpoint is written every `checkpoint_every` steps, the validation NLL computed every
     `val_every` steps on `val_batches` fixed prior batches.
 
@@ -124,6 +129,7 @@ class TrainConfig(_Config):
     max_features: int = 4
     seed: int = 0
     amp: bool = False
+    compile: bool = False
     device: str = "auto"
     checkpoint_every: int = 500
     val_every: int = 500

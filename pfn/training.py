@@ -240,6 +240,7 @@ def train(
     model.info = {"prior": prior.to_dict(), "train": cfg.to_dict(), "record": record}
     model.to(device).train()
     ddp = DistributedDataParallel(model) if world > 1 else model
+    forward = torch.compile(ddp, dynamic=True) if cfg.compile else ddp  # same parameters, compiled graph
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -263,7 +264,7 @@ def train(
             sync = micro == cfg.accumulate - 1 or world == 1
             with (nullcontext() if sync else ddp.no_sync()), \
                     torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                logits = ddp(batch.x, batch.y[:, :batch.n_context], batch.context_mask)
+                logits = forward(batch.x, batch.y[:, :batch.n_context], batch.context_mask)
                 loss = model.batch_loss(logits, batch)
             (loss / cfg.accumulate).backward()
             total += float(loss.detach()) / cfg.accumulate

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -486,3 +487,16 @@ def test_init_from_refuses_another_architecture_and_a_missing_source(run_a, tmp_
     assert taken.info["record"]["init_parts"] == "transformer"
     with pytest.raises(ckpt.CheckpointError, match="neither a checkpoint folder nor a shipped model"):
         train(PRIOR, MODEL, replace(TRAIN, init_from=str(tmp_path / "missing")), None, progress=False)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on the CPU needs a C compiler")
+def test_a_compiled_run_trains_the_same_model_as_an_eager_one(tmp_path):
+    cfg = TrainConfig.from_dict({**TRAIN.to_dict(), "steps": 3, "checkpoint_every": 3, "val_every": 3})
+    eager = train(PRIOR, MODEL, cfg, tmp_path / "eager", progress=False)
+    compiled = train(PRIOR, MODEL, TrainConfig.from_dict({**cfg.to_dict(), "compile": True}), tmp_path / "compiled",
+                     progress=False)
+    assert compiled.info["train"]["compile"] and not eager.info["train"]["compile"]
+    for (name, a), b in zip(state_of(eager).items(), state_of(compiled).values(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=name)
+    assert compiled.info["record"]["val_loss"] == pytest.approx(eager.info["record"]["val_loss"], rel=1e-4)
