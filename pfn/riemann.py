@@ -63,8 +63,7 @@ def borders_from_samples(samples: torch.Tensor, n_buckets: int) -> torch.Tensor:
     if flat.numel() < n_buckets:
         raise ValueError(f"need at least {n_buckets} finite samples for {n_buckets} buckets, got {flat.numel()}")
     borders = torch.quantile(flat, torch.linspace(0.0, 1.0, n_buckets + 1, dtype=torch.float64))
-    b0, bk = _tail_borders(flat, float(borders[1]), float(borders[-2]))  # None: no sample beyond (ties)
-    borders[0], borders[-1] = borders[0] if b0 is None else b0, borders[-1] if bk is None else bk
+    borders = _with_fitted_tails(flat, borders)  # a side without samples beyond it (ties) keeps its quantile
     # Ties (discrete targets) would give empty buckets: spread borders to a minimum width,
     # wide enough (several float32 ulps of the largest border) to survive the cast to float32.
     magnitude = float(borders.abs().max())
@@ -92,13 +91,7 @@ def tail_borders(samples: torch.Tensor, borders: torch.Tensor) -> torch.Tensor:
     Returns:
         The `K + 1` float32 borders; a side without samples beyond it keeps its border.
     """
-    out = borders.detach().double().clone()
-    b0, bk = _tail_borders(_finite_samples(samples), float(out[1]), float(out[-2]))
-    if b0 is not None:
-        out[0] = b0
-    if bk is not None:
-        out[-1] = bk
-    return out.float()
+    return _with_fitted_tails(_finite_samples(samples), borders.detach().double()).float()
 
 
 def _finite_samples(samples: torch.Tensor) -> torch.Tensor:
@@ -110,14 +103,18 @@ def _finite_samples(samples: torch.Tensor) -> torch.Tensor:
     return flat
 
 
-def _tail_borders(flat: torch.Tensor, b1: float, bk: float) -> tuple[float | None, float | None]:
-    """`b_0` and `b_K` whose half-normal tails (pinned at `b1` and `bk`) have the samples' mean excess
-    beyond them; None for a side without samples beyond it."""
-    def width(excess: torch.Tensor) -> float | None:
-        return float(excess.mean()) / _HALF_NORMAL_MEAN * _HALF_NORMAL_MEDIAN if excess.numel() else None
-
-    left, right = width(b1 - flat[flat < b1]), width(flat[flat > bk] - bk)
-    return (None if left is None else b1 - left), (None if right is None else bk + right)
+def _with_fitted_tails(flat: torch.Tensor, borders: torch.Tensor) -> torch.Tensor:
+    """A float64 copy of `borders` whose `b_0` and `b_K` give the half-normal tails (pinned at `b_1` and
+    `b_{K-1}`) the mean excess of the samples `flat` beyond them; a side without samples keeps its border."""
+    out = borders.clone()
+    b1, bk = float(out[1]), float(out[-2])
+    left, right = b1 - flat[flat < b1], flat[flat > bk] - bk
+    to_border = _HALF_NORMAL_MEDIAN / _HALF_NORMAL_MEAN  # a half-normal's median over its mean
+    if left.numel():
+        out[0] = b1 - float(left.mean()) * to_border
+    if right.numel():
+        out[-1] = bk + float(right.mean()) * to_border
+    return out
 
 
 # --- the math on a chunk of rows -------------------------------------------------------------
