@@ -12,6 +12,9 @@ FEATURE_ENCODINGS = ("pad", "pad_standardised", "per_feature")
 # Encodings that standardise each feature by the context rows and read NaN as a missing value:
 # the tables' encodings (`pfn.tabular` takes models with one of them).
 READS_MISSING = ("pad_standardised", "per_feature")
+# Encodings whose network is exactly equivariant to the order of the features (one token per cell):
+# for the others, the feature order is one more thing that makes ensemble members differ.
+FEATURE_ORDER_INVARIANT = ("per_feature",)
 
 
 class _Config:

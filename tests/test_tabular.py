@@ -416,6 +416,20 @@ def test_a_target_with_spread_above_the_threshold_is_not_constant(tiny_reg):
     assert len(np.unique(reg.predict(x))) == 40
 
 
+@pytest.mark.parametrize("encoding", ["pad_standardised", "per_feature"])
+def test_members_of_a_feature_order_sensitive_model_see_the_features_in_different_orders(tmp_path, encoding):
+    torch.manual_seed(0)
+    config = {**TINY, "feature_encoding": encoding}
+    model = PFN(ModelConfig(head="classification", max_classes=TINY_MAX_CLASSES, **config))
+    clf = PFNClassifier(model_path=str(save_checkpoint(model, tmp_path / encoding)), n_estimators=6, random_state=0,
+                        device="cpu").fit(*_data(f=4))
+    orders = {tuple(s) for s in clf.feature_subsets_}
+    assert all(sorted(order) == [0, 1, 2, 3] for order in orders)
+    # row tokens read features by position: members shuffle them; per-feature tokens are exactly
+    # equivariant to feature order, so a shuffle would only cost time
+    assert len(orders) > 1 if encoding == "pad_standardised" else orders == {(0, 1, 2, 3)}
+
+
 @pytest.mark.parametrize("encoding, accepted", [("pad_standardised", True), ("per_feature", True), ("pad", False)])
 def test_estimators_take_the_table_encodings_and_refuse_others(tmp_path, encoding, accepted):
     torch.manual_seed(0)

@@ -9,7 +9,8 @@ Members differ in their setting (`pfn.tabular.members`): the preprocessing of th
 columns (none, a quantile transform to a normal, a Yeo-Johnson transform; each after a
 float64 standardisation with the member's training rows, so that the scale and offset of a
 feature change nothing), a reflection of those columns, and for the classifier the order in
-which the classes are shown to the network (undone on the output). Beyond the model's
+which the classes are shown to the network (undone on the output); for a model that reads
+features by position (row tokens), the order of the features. Beyond the model's
 limits: with more rows than `max_context_rows` each member uses its own random (for the
 classifier, stratified) subsample of that many rows as context, and with more features
 than the model accepts each member uses its own random subset of features. More classes
@@ -29,7 +30,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, column_or_1d, validate_data
 
 from pfn.checkpoint import load
-from pfn.config import READS_MISSING
+from pfn.config import FEATURE_ORDER_INVARIANT, READS_MISSING
 from pfn.model import PFN, FittedPFN
 from pfn.riemann import RiemannDistribution
 from pfn.tabular.encoding import TableEncoder
@@ -115,6 +116,8 @@ class TabularPFNBase(BaseEstimator):
         self.transforms_, self.feature_subsets_, contexts_x, contexts_y = [], [], [], []
         for setting in settings:
             features = np.sort(rng.choice(f, f_used, replace=False)) if f_used < f else np.arange(f)
+            if self.model_.config.feature_encoding not in FEATURE_ORDER_INVARIANT:
+                features = rng.permutation(features)
             rows = self._context_rows(y, n_used, rng) if n_used < n else np.arange(n)
             transform = NumericTransform(setting.preprocessing, numeric, seed=int(rng.randint(2**31 - 1)),
                                          reflect=setting.reflect).fit(x[rows])

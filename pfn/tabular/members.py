@@ -9,8 +9,12 @@ A member is one view of the training table. Its setting combines
 - `reflect`: whether the transformed numeric columns are negated. A reflected member is a
   little weaker on its own (R^2 0.01 to 0.04 lower on three regression tables), so
   reflection comes last: it is what makes a regressor's 4th member differ from its 1st.
-The network is exactly equivariant to the order of the context rows and of the features,
-so neither row nor feature orders make members differ; these three do.
+The network is exactly equivariant to the order of the context rows, so row order never
+makes members differ. A per-feature model is equivariant to the order of the features too; a
+row-token model (`pad_standardised`) reads features by position, so there each member also
+sees the features in its own random order (drawn by the estimator; on the 11 classification
+choosing tables with a row-token model, 4 members: mean ROC AUC 0.8805 against 0.8753 and log
+loss 0.692 against 0.725 without the shuffle).
 
 `member_settings` lays the settings out so that the first `3 * 2 * n_classes` members (6 for
 a regressor, where `n_classes` is 1) all differ: preprocessing cycles fastest, the class
