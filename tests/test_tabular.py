@@ -176,6 +176,7 @@ class NearestNeighbourPFN:
     def __init__(self, max_features: int, max_classes: int) -> None:
         self.config = SimpleNamespace(head="classification", feature_encoding="per_feature",
                                       max_features=max_features, max_classes=max_classes)
+        self.info: dict = {}  # no training record
 
     def fit(self, x_context: np.ndarray, y_context: np.ndarray, n_classes: int) -> SimpleNamespace:
         xc, yc = torch.as_tensor(x_context), torch.as_tensor(y_context).long()
@@ -243,6 +244,17 @@ def test_more_features_than_the_model_accepts_are_split_over_members(tiny_clf):
     assert all(len(s) == 5 for s in clf.feature_subsets_)
     assert len(set().union(*map(set, clf.feature_subsets_))) > 5
     assert clf.predict_proba(x).shape == (40, 2)
+
+
+def test_members_show_the_model_no_more_features_than_its_training_did(tmp_path):
+    torch.manual_seed(0)
+    model = PFN(ModelConfig(head="classification", max_classes=TINY_MAX_CLASSES, **TINY))  # takes 5 features
+    model.info["train"] = {"max_features": 3}  # but was trained on at most 3
+    clf = PFNClassifier(model_path=str(save_checkpoint(model, tmp_path / "trained-on-3")), n_estimators=4,
+                        random_state=0, device="cpu").fit(*_data(f=5))
+    assert all(len(s) == 3 for s in clf.feature_subsets_)
+    assert len(set().union(*map(set, clf.feature_subsets_))) > 3
+    assert clf.predict_proba(_data(f=5)[0]).shape == (40, 2)
 
 
 @pytest.mark.parametrize("estimator", ["clf", "reg"])
