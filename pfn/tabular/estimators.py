@@ -69,7 +69,7 @@ class TabularPFNBase(BaseEstimator):
     _default_model = ""
     _head = ""
 
-    def __init__(self, n_estimators: int = 4, softmax_temperature: float = 0.9, device: str = "auto",
+    def __init__(self, n_estimators: int = 4, softmax_temperature: float = 0.6, device: str = "auto",
                  random_state: int | np.random.RandomState | None = None, model_path: str | None = None,
                  max_context_rows: int = 1024, chunk_size: int = 2048) -> None:
         self.n_estimators = n_estimators
@@ -170,11 +170,16 @@ class PFNClassifier(ClassifierMixin, TabularPFNBase):
     predictions for `X`, `X * 1e-9`, `X * 1e20` and `X + 1e9` agree.
 
     Args:
-        n_estimators: Ensemble members; their probabilities are averaged. The first
-            `6 * n_classes` members have pairwise different settings (preprocessing, class
-            order, reflection; see `pfn.tabular.members`), later ones repeat them.
+        n_estimators: Ensemble members; their log-probabilities are averaged (the normalised
+            geometric mean of their probabilities). The first `6 * n_classes` members have
+            pairwise different settings (preprocessing, class order, reflection; see
+            `pfn.tabular.members`), later ones repeat them.
         softmax_temperature: Divides each member's log-probabilities before renormalising;
-            below 1 sharpens them. A finite positive float.
+            below 1 sharpens them. A finite positive float. The default 0.6 and the
+            geometric mean were chosen on the 11 classification choosing tables of
+            `benchmarks/tabular_datasets.py` with the shipped model (2 splits each; mean log
+            loss 0.583 against 0.593 for the arithmetic mean at its best temperature, 0.6, and
+            0.607 at temperature 0.9; ROC AUC within 0.0006 of each other).
         device: "auto" (GPU if there is one), "cpu", "cuda", ... or a `torch.device`.
         random_state: Seed (or `RandomState`) of the members' random choices.
         model_path: A shipped model's name or a checkpoint folder; default "tabular-clf".
@@ -231,11 +236,9 @@ class PFNClassifier(ClassifierMixin, TabularPFNBase):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (`n x n_classes`, columns in the order of `classes_`)."""
-        log_probs = self._member_log_probs(X)
-        probs = torch.stack([lp[:, torch.as_tensor(perm, device=lp.device)]
-                             for lp, perm in zip(log_probs.exp(), self.class_permutations_, strict=True)])
-        mean = probs.mean(0).double().cpu().numpy()
-        return mean / mean.sum(axis=1, keepdims=True)
+        log_probs = torch.stack([lp[:, torch.as_tensor(perm, device=lp.device)] for lp, perm
+                                 in zip(self._member_log_probs(X), self.class_permutations_, strict=True)])
+        return torch.softmax(log_probs.double().mean(0), dim=-1).cpu().numpy()
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class label of each row (`n`)."""
