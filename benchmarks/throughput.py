@@ -21,12 +21,13 @@ Units, per step of `batch_size * accumulate` datasets (tables):
 
 - tables/s: datasets trained on per second.
 - tokens/s: the positions the transformer processes, padding included, per second. Row-token model
-  (`feature_encoding="pad"`: gp, gp-continue, bo, lcpfn, linreg, and the pfns anchor): one token per row,
-  `n_points` rows (context and queries) per table. Per-feature-token model (`"per_feature"`: tabular-clf,
-  tabular-reg): one token per cell plus one target token per row, `n_points * (F + 1)` per table for
-  the step's feature count `F`. Distribution transformer (`architecture="dist"`: dist-gmm): one token per
-  measurement slot and per mixture component, `n_context + max_components` per table. Token counts of
-  different architectures are not comparable; tables/s and the fp32/bf16 ratio within a row are.
+  (`feature_encoding="pad"`: gp, gp-continue, bo, lcpfn-small, linreg, and the pfns anchor; `"pad_standardised"`:
+  tabular-clf-row, tabular-clf-row-long, tabular-reg-row): one token per row, `n_points` rows (context and
+  queries) per table. Per-feature-token model (`"per_feature"`: tabular-reg): one token per cell plus one
+  target token per row, `n_points * (F + 1)` per table for the step's feature count `F`. Distribution
+  transformer (`architecture="dist"`: dist-gmm): one token per measurement slot and per mixture component,
+  `n_context + max_components` per table. Token counts of different architectures are not comparable;
+  tables/s and the fp32/bf16 ratio within a row are.
 - prior share: the time spent inside `prior.sample(...)` in the window over the window; "prior ms" is
   that time per batch.
 
@@ -95,7 +96,8 @@ from pfn.training import train
 from priors import GPPrior, prior_from_dict
 from priors.hyperpriors import Fixed
 
-CONFIGS = ("bo", "dist-gmm", "gp", "gp-continue", "lcpfn", "linreg", "tabular-clf", "tabular-reg")
+CONFIGS = ("bo", "dist-gmm", "gp", "gp-continue", "lcpfn-small", "linreg", "tabular-clf-row", "tabular-clf-row-long",
+           "tabular-reg", "tabular-reg-row")  # the configs behind the shipped models (and the regressor to come)
 BORDER_SAMPLES = 20_000  # prior targets for the bucket borders (set-up only; enough to place 1000 buckets)
 MAX_STEP_TOKENS = 65_536  # per forward pass; the tabular configs' 32 x 640 x 33 would need ~45 GB on the CPU
 ANCHOR_WIDTHS = (128, 256)
@@ -180,6 +182,7 @@ def measure_ours(prior: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, amp
     warmup = max(warmup, COMPILE_WARMUP) if compile else warmup
     total = warmup + steps + 1
     cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "device": "cpu", "amp": amp, "compile": compile, "steps": total,
+                                 "init_from": None,  # a continuation stage is timed from a fresh model (same cost)
                                  "checkpoint_every": total + 1, "val_every": total + 1, "val_batches": 1,
                                  "border_samples": min(train_cfg.border_samples, BORDER_SAMPLES)})
     recorder = RecordingPrior(prior, model_cfg)
@@ -368,7 +371,8 @@ def report(record: dict[str, Any]) -> str:
                   "| config | tokens | d_model x layers | tables x rows | fp32 ms/step | fp32 tables/s | fp32 tokens/s "
                   "| bf16 ms/step | bf16 tables/s | bf16 tokens/s | bf16 speed-up | prior ms/batch | prior share "
                   "fp32 / bf16 |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        unit = {"pad": "row", "per_feature": "cell + target", "dist": "measurement + component"}
+        unit = {"pad": "row", "pad_standardised": "row", "per_feature": "cell + target",
+                "dist": "measurement + component"}
         for r in record["configs"]:
             a, b = r["fp32"], r["bf16"]
             shipped = " (ships bf16)" if r["shipped_amp"] else ""
