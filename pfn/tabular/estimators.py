@@ -14,8 +14,7 @@ features by position (row tokens), the order of the features. Beyond the model's
 limits: with more rows than `max_context_rows` each member uses its own random (for the
 classifier, stratified) subsample of that many rows as context, and with more features
 than the model was trained with (`features_per_member`) each member uses its own random
-subset of that many features. More classes
-than the model's head has raise an error.
+subset of that many features. More classes than the model's head has raise an error.
 """
 
 from __future__ import annotations
