@@ -29,10 +29,10 @@ A speed anchor times PFNClassifier against default HistGradientBoostingClassifie
 1000 x 20 make_classification table (50/50 split, fit + predict_proba, median of 3 runs
 each). Torch runs with its default thread count (set OMP_NUM_THREADS to change it).
 
-`--rows-study` instead fits the PFN and logistic regression on nested stratified subsets of
-100, 300 and 1000 training rows of every classification table of the selection with at
-least 2000 rows available, scoring each on the same 1000 held-out rows (issue: quality must
-not fall as rows are added; no speed anchor).
+`--rows-study` instead fits the PFN and logistic / ridge regression on nested subsets of 100,
+300 and 1000 training rows (stratified for classification) of every table of the selection
+with at least 2000 rows available, scoring each on the same 1000 held-out rows (issue: quality
+must not fall as rows are added; no speed anchor).
 
 Writes `benchmarks/results/tabular_<tables>.json` and `.md` (`tabular.*` for `--tables
 legacy`, `tabular_rows_<tables>.*` for `--rows-study`; a `_quick` suffix with `--quick`).
@@ -108,7 +108,7 @@ TEST_SIZE = 0.5
 ECE_BINS = 15
 ANCHOR_TABLE, ANCHOR_TIMINGS = "classification", 3  # the registry's 1000 x 20 make_classification table
 TARGET_AUC_GAP, TARGET_TIME_RATIO = 0.005, 3.0
-M_PFN, M_HGB, M_TUNED, M_LOGREG = "PFN", "HGB", "HGB tuned", "LogReg"  # method names that the targets refer to
+M_PFN, M_HGB, M_TUNED, M_LOGREG, M_RIDGE = "PFN", "HGB", "HGB tuned", "LogReg", "Ridge"  # names the targets use
 _QUICK_CHOOSING, _QUICK_REPORTING = ("iris", "moons", "diabetes"), ("circles", "modechoice", "cancer")
 TABLES_NOTE = {LEGACY: "the original benchmark's nine tables, all choosing tables",
                CHOOSING: "the tables used for choosing", REPORTING: "reporting tables, never used to choose",
@@ -224,7 +224,7 @@ def build_methods(task: str, args: argparse.Namespace) -> list[Method]:
     methods = [
         Method(M_PFN, lambda seed: pfn_cls(n_estimators=args.n_estimators, model_path=model_path,
                                            device=args.device, random_state=seed), default=False),
-        Method(pick(M_LOGREG, "Ridge"), lambda seed: scaled(pick(LogisticRegression(max_iter=1000), Ridge()))),
+        Method(pick(M_LOGREG, M_RIDGE), lambda seed: scaled(pick(LogisticRegression(max_iter=1000), Ridge()))),
         Method("KNN", lambda seed: scaled(pick(KNeighborsClassifier(), KNeighborsRegressor()))),
         Method("SVM", lambda seed: scaled(pick(CalibratedClassifierCV(SVC(random_state=seed), ensemble=False),
                                                SVR()))),
@@ -525,9 +525,14 @@ def settings_record(args: argparse.Namespace, datasets: list[Dataset], methods: 
 
 
 # --- training-rows study ---------------------------------------------------------------------
-def nested_order(y: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
-    """A random order of the rows (indices into `y`) whose every prefix is close to stratified."""
+ROWS_STUDY_GOAL = {CLASSIFICATION: ("roc_auc", "log_loss"), REGRESSION: ("r2", "rmse")}  # must not fall / rise
+
+
+def nested_order(y: np.ndarray, task: str, rng: np.random.RandomState) -> np.ndarray:
+    """A random order of the rows (indices into `y`); for classification every prefix is close to stratified."""
     perm = rng.permutation(len(y))
+    if task == REGRESSION:
+        return perm
     key = np.empty(len(y))
     for k in np.unique(y):
         rows = perm[y[perm] == k]  # class k in random order, spread evenly over [0, 1)
@@ -535,72 +540,83 @@ def nested_order(y: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
     return np.argsort(key, kind="stable")
 
 
-def rows_study(args: argparse.Namespace) -> dict[str, Any]:
-    """The PFN and LogReg on nested training subsets of `ROWS_STUDY_SIZES` rows; returns the JSON record.
-
-    Every classification table of `args.datasets` with at least max(sizes) + `ROWS_STUDY_TEST` rows takes part;
-    each repeat draws a stratified pool of max(sizes) training rows and `ROWS_STUDY_TEST` test rows, and every
-    size trains on a prefix of one stratified order of the pool, so the smaller sets are subsets of the larger.
-    """
+def rows_study_datasets(args: argparse.Namespace) -> list[Dataset]:
+    """The tables of `args.datasets` with max(sizes) + `ROWS_STUDY_TEST` rows, each with its (pool, test) splits."""
     needed = max(ROWS_STUDY_SIZES) + ROWS_STUDY_TEST
     datasets = []
     for name in args.datasets:
-        if TABLES[name].task == CLASSIFICATION:
-            x, y = TABLES[name].load(args.seed, max_rows=needed)
-            if len(y) == needed:
-                splitter = StratifiedShuffleSplit(args.repeats, test_size=ROWS_STUDY_TEST, random_state=args.seed)
-                datasets.append(Dataset(name, CLASSIFICATION, x, y, list(splitter.split(x, y))))
+        task = TABLES[name].task
+        x, y = TABLES[name].load(args.seed, max_rows=needed)
+        if len(y) == needed:
+            splitter_cls = StratifiedShuffleSplit if task == CLASSIFICATION else ShuffleSplit
+            splitter = splitter_cls(args.repeats, test_size=ROWS_STUDY_TEST, random_state=args.seed)
+            datasets.append(Dataset(name, task, x, y, list(splitter.split(x, y))))
     if not datasets:
-        raise SystemExit(f"no classification table of {args.datasets} has {needed} rows for the rows study")
-    methods = [m for m in build_methods(CLASSIFICATION, args) if m.name in (M_PFN, M_LOGREG)]
-    runs: dict[str, Runs] = {str(n): {d.name: {m.name: [] for m in methods} for d in datasets}
+        raise SystemExit(f"no table of {args.datasets} has {needed} rows for the rows study")
+    return datasets
+
+
+def rows_study(args: argparse.Namespace) -> dict[str, Any]:
+    """The PFN and LogReg / Ridge on nested training subsets of `ROWS_STUDY_SIZES` rows; returns the JSON record.
+
+    Every table of `args.datasets` with at least max(sizes) + `ROWS_STUDY_TEST` rows takes part; each repeat
+    draws a pool of max(sizes) training rows and `ROWS_STUDY_TEST` test rows (stratified for classification),
+    and every size trains on a prefix of one order of the pool, so the smaller sets are subsets of the larger.
+    """
+    datasets = rows_study_datasets(args)
+    methods = {task: [m for m in build_methods(task, args) if m.name in (M_PFN, M_LOGREG, M_RIDGE)]
+               for task in {d.task for d in datasets}}
+    runs: dict[str, Runs] = {str(n): {d.name: {m.name: [] for m in methods[d.task]} for d in datasets}
                              for n in ROWS_STUDY_SIZES}  # training rows -> dataset -> method -> per-repeat scores
-    total = len(datasets) * args.repeats * len(ROWS_STUDY_SIZES) * len(methods)
+    total = sum(len(methods[d.task]) for d in datasets) * args.repeats * len(ROWS_STUDY_SIZES)
     with warnings.catch_warnings(), tqdm(total=total, desc="rows study") as bar:
         warnings.simplefilter("ignore", ConvergenceWarning)
         for data in datasets:
             for r, (pool, test) in enumerate(data.splits):
-                order = pool[nested_order(data.y[pool], np.random.RandomState(args.seed + r))]
+                order = pool[nested_order(data.y[pool], data.task, np.random.RandomState(args.seed + r))]
                 for n in ROWS_STUDY_SIZES:
-                    train = order[:n]
-                    for method in methods:
+                    for method in methods[data.task]:
                         bar.set_postfix_str(f"{data.name} / {n} / {method.name}")
-                        estimator = method.build(args.seed + r)
-                        proba, seconds = fit_predict(estimator, CLASSIFICATION, data.x[train], data.y[train],
-                                                     data.x[test])
-                        scores = classification_scores(data.y[test], proba, estimator.classes_)
-                        runs[str(n)][data.name][method.name].append({**scores, "seconds": seconds})
+                        split = Dataset(data.name, data.task, data.x, data.y, [(order[:n], test)])
+                        runs[str(n)][data.name][method.name].append(evaluate(method, split, 0, args.seed + r))
                         bar.update()
-    rows = [{"train_rows": int(n), **row} for n, by_data in runs.items()
-            for row in dataset_rows(by_data, CLASSIFICATION)]
+    rows = [{"train_rows": int(n), "task": data.task, **row} for n, by_data in runs.items() for data in datasets
+            for row in dataset_rows({data.name: by_data[data.name]}, data.task)]
     targets = []
     for data in datasets:
         mine = sorted((r for r in rows if r["dataset"] == data.name and r["method"] == M_PFN),
                       key=lambda r: r["train_rows"])
-        auc, ll = [r["roc_auc_mean"] for r in mine], [r["log_loss_mean"] for r in mine]
-        targets.append({"target": f"PFNClassifier on {data.name}: ROC AUC does not fall and log loss does not rise "
+        up, down = ROWS_STUDY_GOAL[data.task]
+        rising, falling = [r[f"{up}_mean"] for r in mine], [r[f"{down}_mean"] for r in mine]
+        labels = METRICS[data.task]
+        targets.append({"target": f"PFN on {data.name}: {labels[up]} does not fall and {labels[down]} does not rise "
                                   f"from {' to '.join(map(str, ROWS_STUDY_SIZES))} training rows",
-                        "value": f"ROC AUC {' / '.join(f'{v:.4f}' for v in auc)}, "
-                                 f"log loss {' / '.join(f'{v:.4f}' for v in ll)}",
-                        "met": bool(np.all(np.diff(auc) >= 0) and np.all(np.diff(ll) <= 0))})
-    settings = settings_record(args, datasets, {CLASSIFICATION: methods})
+                        "value": f"{labels[up]} {' / '.join(f'{v:.4f}' for v in rising)}, "
+                                 f"{labels[down]} {' / '.join(f'{v:.4f}' for v in falling)}",
+                        "met": bool(np.all(np.diff(rising) >= 0) and np.all(np.diff(falling) <= 0))})
+    settings = settings_record(args, datasets, methods)
     return {"per_dataset": rows, "targets": targets, "settings": settings, "per_repeat": runs}
 
 
 def rows_study_report(record: dict[str, Any]) -> str:
-    """The rows study as markdown: per table, method and training size the scores, then the targets and settings."""
+    """The rows study as markdown: per task, table, method and training size the scores, then targets and settings."""
     settings = record["settings"]
-    metrics = {m: METRICS[CLASSIFICATION][m] for m in ("roc_auc", "log_loss", "accuracy", "seconds")}
     lines = ["# Tabular PFN: test scores against training rows", "",
              f"Tables: {settings['tables']} ({TABLES_NOTE[settings['tables']]}), those with at least "
-             f"{max(ROWS_STUDY_SIZES) + ROWS_STUDY_TEST} rows. {plural(settings['repeats'], 'repeat')}: a stratified "
-             f"pool of {max(ROWS_STUDY_SIZES)} training rows and {ROWS_STUDY_TEST} test rows; the training sets "
-             f"({', '.join(map(str, ROWS_STUDY_SIZES))} rows) are nested stratified subsets of the pool, every one "
-             "scored on the same test rows. Mean ± std over the repeats.", ""]
-    rows = sorted(record["per_dataset"], key=lambda r: (r["dataset"], r["method"], r["train_rows"]))
-    lines += markdown_table(["dataset", "method", "training rows", *metrics.values()],
-                            [[r["dataset"], r["method"], str(r["train_rows"]),
-                              *(f"{r[m + '_mean']:.4f} ± {r[m + '_std']:.4f}" for m in metrics)] for r in rows])
+             f"{max(ROWS_STUDY_SIZES) + ROWS_STUDY_TEST} rows. {plural(settings['repeats'], 'repeat')}: a pool of "
+             f"{max(ROWS_STUDY_SIZES)} training rows and {ROWS_STUDY_TEST} test rows (stratified for classification); "
+             f"the training sets ({', '.join(map(str, ROWS_STUDY_SIZES))} rows) are nested subsets of the pool "
+             "(stratified for classification), every one scored on the same test rows. Mean ± std over the repeats."]
+    for task in (CLASSIFICATION, REGRESSION):
+        rows = sorted((r for r in record["per_dataset"] if r["task"] == task),
+                      key=lambda r: (r["dataset"], r["method"], r["train_rows"]))
+        if rows:
+            metrics = METRICS[task]
+            lines += ["", f"## {task.capitalize()}", ""]
+            lines += markdown_table(["dataset", "method", "training rows", *metrics.values()],
+                                    [[r["dataset"], r["method"], str(r["train_rows"]),
+                                      *(f"{r[m + '_mean']:.4f} ± {r[m + '_std']:.4f}" for m in metrics)]
+                                     for r in rows])
     lines += ["", "## Targets", ""]
     lines += markdown_table(["target", "value", "met"],
                             [[t["target"], t["value"], "yes" if t["met"] else "NO"] for t in record["targets"]])
@@ -624,7 +640,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="tables of the --tables set to run (default all of them; with --quick: "
                         + "; ".join(f"{k}: {' '.join(v)}" for k, v in QUICK_DATASETS.items()) + ")")
     p.add_argument("--rows-study", action="store_true",
-                   help=f"train on {'/'.join(map(str, ROWS_STUDY_SIZES))} rows instead (PFN and LogReg)")
+                   help=f"train on {'/'.join(map(str, ROWS_STUDY_SIZES))} rows instead (PFN and LogReg / Ridge)")
     p.add_argument("--repeats", type=int, help="50/50 splits per dataset (default 5; 1 with --quick)")
     p.add_argument("--search-iter", type=int, help="tuned HGB: random candidates (default 10; 2 with --quick)")
     p.add_argument("--search-cv", type=int, help="tuned HGB: CV folds (default 3; 2 with --quick)")
