@@ -65,7 +65,7 @@ MAX_FEATURES = 4
 VAR_FLOOR = 1e-12  # predictive variances are clamped here before scoring
 JITTER = 1e-8  # added to the NUTS GP's kernel diagonal (sampling and predicting) for a stable Cholesky
 MEMORY_CONTEXT, MEMORY_QUERIES, MEMORY_FEATURES = 100, 100_000, 4
-TARGET_NUTS_GAP, TARGET_NUTS_SPEEDUP, TARGET_MEMORY_MIB = 0.05, 100.0, 1024.0
+TARGET_NUTS_GAP, TARGET_NUTS_SPEEDUP, TARGET_ML2_SPEEDUP, TARGET_MEMORY_MIB = 0.05, 100.0, 10.0, 1024.0
 M_PFN, M_ORACLE, M_ML2, M_NUTS = "PFN", "Oracle GP", "ML-II GP", "NUTS GP"  # method names in the table
 M_NUTS_SAMPLING = "NUTS GP, excl. JAX compile"
 
@@ -472,17 +472,19 @@ def evaluate_targets(rows: list[dict[str, Any]], memory: dict[str, Any]) -> list
     speedup = find_row(rows, M_NUTS_SAMPLING, "nuts")["vs_pfn_time"]
     gap = pfn_sub["nll_mean"] - nuts["nll_mean"]
     return [
-        {"target": "PFN NLL < ML-II GP NLL (all tasks)",
-         "value": f"{pfn_all['nll_mean']:.3f} vs {ml2_all['nll_mean']:.3f} "
-                  f"(medians {pfn_all['nll_median']:.3f} vs {ml2_all['nll_median']:.3f})",
-         "met": pfn_all["nll_mean"] < ml2_all["nll_mean"]},
+        {"target": "PFN NLL <= ML-II GP NLL on the mean task (all tasks)",
+         "value": f"{pfn_all['nll_mean']:.3f} vs {ml2_all['nll_mean']:.3f}",
+         "met": pfn_all["nll_mean"] <= ml2_all["nll_mean"]},
+        {"target": "PFN NLL <= ML-II GP NLL on the median task (all tasks)",
+         "value": f"{pfn_all['nll_median']:.3f} vs {ml2_all['nll_median']:.3f}",
+         "met": pfn_all["nll_median"] <= ml2_all["nll_median"]},
         {"target": f"PFN NLL <= NUTS GP NLL + {TARGET_NUTS_GAP} (NUTS subset)",
          "value": f"{pfn_sub['nll_mean']:.3f} vs {nuts['nll_mean']:.3f} (gap {gap:+.3f})",
          "met": gap <= TARGET_NUTS_GAP},
         {"target": f"PFN >= {TARGET_NUTS_SPEEDUP:.0f}x faster than NUTS GP per task, excl. JAX compile (NUTS subset)",
          "value": f"{speedup:.0f}x ({nuts['vs_pfn_time']:.0f}x incl. compile)", "met": speedup >= TARGET_NUTS_SPEEDUP},
-        {"target": "PFN faster than ML-II GP fit + predict per task (all tasks)",
-         "value": f"{ml2_all['vs_pfn_time']:.1f}x", "met": ml2_all["vs_pfn_time"] > 1.0},
+        {"target": f"PFN >= {TARGET_ML2_SPEEDUP:.0f}x faster than ML-II GP fit + predict per task (all tasks)",
+         "value": f"{ml2_all['vs_pfn_time']:.1f}x", "met": ml2_all["vs_pfn_time"] >= TARGET_ML2_SPEEDUP},
         {"target": f"peak memory of a {MEMORY_QUERIES}-query predict < {TARGET_MEMORY_MIB:.0f} MiB",
          "value": f"{memory['peak_mib']:.0f} MiB ({memory['delta_mib']:.0f} MiB for the predict)",
          "met": memory["peak_mib"] < TARGET_MEMORY_MIB},
