@@ -65,3 +65,22 @@ def test_large_problems_use_the_fused_kernel(monkeypatch):
     monkeypatch.setattr(pfn.attention, "MAX_SCORE_ELEMENTS", 3 * 2 * 5 * 7 - 1)
     attention(q, k, v, mask)
     assert calls == [q.shape]
+
+
+def test_without_gradients_or_autocast_the_fused_kernel_serves(monkeypatch):
+    q, k, v, mask = _inputs()
+    calls, original = [], F.scaled_dot_product_attention
+
+    def fused(*args, **kwargs):
+        calls.append(args[0].shape)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pfn.attention.F, "scaled_dot_product_attention", fused)
+    with torch.no_grad():
+        predicted = attention(q, k, v, mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            attention(q, k, v, mask)  # small and under autocast: explicit
+    assert calls == [q.shape]
+    attention(q.detach(), k.detach(), v.detach(), mask)  # nothing requires a gradient: fused
+    assert calls == [q.shape, q.shape]
+    torch.testing.assert_close(predicted, attention(q, k, v, mask).detach(), rtol=1e-5, atol=1e-6)

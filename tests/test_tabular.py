@@ -24,7 +24,7 @@ from pfn.config import ModelConfig
 from pfn.model import PFN
 from pfn.tabular.encoding import TableEncoder
 from pfn.tabular.members import distinct_settings, member_settings
-from pfn.tabular.preprocessing import PREPROCESSING, NumericTransform, Standardisation
+from pfn.tabular.preprocessing import PREPROCESSING, NumericTransform, Standardisation, YeoJohnson
 
 TINY = {"feature_encoding": "per_feature", "max_features": 5, "d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32}
 TINY_MAX_CLASSES = 6
@@ -459,3 +459,20 @@ def test_estimators_take_the_table_encodings_and_refuse_others(tmp_path, encodin
             continue
         pred = est.fit(frame, y).predict(frame)
         assert pred.shape == (40,) and np.isfinite(pred.astype(float)).all()
+
+
+def test_yeo_johnson_matches_scikit_learns_power_transformer_with_missing_values():
+    from sklearn.preprocessing import PowerTransformer
+
+    rng = np.random.default_rng(0)
+    columns = [rng.normal(size=300), rng.lognormal(size=300), -rng.lognormal(sigma=1.5, size=300),
+               rng.exponential(size=300) ** 2, rng.uniform(size=300), rng.standard_t(2, size=300)]
+    x = np.stack(columns, axis=1)
+    x = (x - x.mean(0)) / x.std(0)
+    x[rng.uniform(size=x.shape) < 0.1] = np.nan
+    ours, sklearns = YeoJohnson().fit(x), PowerTransformer().fit(x)
+    np.testing.assert_allclose(ours.lambdas_, sklearns.lambdas_, atol=1e-5)  # exponents from -1.7 to 3.8
+    np.testing.assert_allclose(ours.transform(x), sklearns.transform(x), atol=1e-6)  # NaN where x is NaN
+    constant = YeoJohnson().fit(np.c_[np.full(5, 2.0), [np.nan] * 5])
+    np.testing.assert_array_equal(constant.lambdas_, [1.0, 1.0])
+    np.testing.assert_array_equal(constant.transform(np.array([[2.0, np.nan]])), [[0.0, np.nan]])
