@@ -27,8 +27,8 @@ pytestmark = pytest.mark.skipif(not {"tabular-clf", "tabular-reg"} <= set(SHIPPE
 # on its blobs; the first classifier scored 0.73 alone, the row-token one 1.0).
 AUC_FLOOR_BREAST_CANCER = 0.985  # measured 0.9955 (the row-token classifier of issue 11; the first one 0.984)
 ACCURACY_FLOOR_IRIS = 0.88  # measured 0.933 (the first classifier 0.84); chance 0.33
-R2_FLOOR_DIABETES = 0.35  # measured 0.42
-R2_FLOOR_LINEAR = 0.9  # measured 0.934 on `_linear_table`; Ridge 0.992
+R2_FLOOR_DIABETES = 0.4  # measured 0.438 (the row-token regressor of issue 11; the first one 0.42)
+R2_FLOOR_LINEAR = 0.97  # measured 0.988 on `_linear_table` (the first regressor 0.934); Ridge 0.992
 
 
 @pytest.mark.parametrize("estimator", [PFNClassifier(random_state=0, device="cpu"),
@@ -107,7 +107,7 @@ def test_regressor_quality_does_not_depend_on_an_offset_of_the_target():
 @pytest.mark.parametrize("seed", range(4))
 def test_the_predictive_mean_holds_on_a_heavy_tailed_target(seed):
     """Spending grows with a lognormal income, with noise proportional to it (an engel-like table):
-    the mean is as good as the median (measured R^2 0.78-0.81 for both). With tails as wide as the
+    the mean is as good as the median (measured R^2 0.81-0.86 for both). With tails as wide as the
     0 and 1 quantiles of the prior's targets, the mean fell to R^2 -0.4 to 0.86 here."""
     rng = np.random.default_rng(seed)
     income = rng.lognormal(7.0, 0.6, size=(240, 1))
@@ -115,4 +115,4 @@ def test_the_predictive_mean_holds_on_a_heavy_tailed_target(seed):
     reg = PFNRegressor(random_state=0, device="cpu").fit(income[:120], y[:120])
     r2_mean = r2_score(y[120:], reg.predict(income[120:]))
     r2_median = r2_score(y[120:], reg.predict(income[120:], output="median"))
-    assert r2_mean > 0.7 and r2_mean > r2_median - 0.03, (r2_mean, r2_median)
+    assert r2_mean > 0.75 and r2_mean > r2_median - 0.03, (r2_mean, r2_median)
