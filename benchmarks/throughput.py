@@ -96,8 +96,8 @@ from pfn.training import train
 from priors import GPPrior, prior_from_dict
 from priors.hyperpriors import Fixed
 
-CONFIGS = ("bo", "dist-gmm", "gp", "gp-continue", "lcpfn-small", "linreg", "tabular-clf-row", "tabular-clf-row-long",
-           "tabular-reg", "tabular-reg-row")  # the configs behind the shipped models (and the regressor to come)
+CONFIGS = ("bo", "dist-gmm", "gp", "gp-continue", "gp-continue-2", "lcpfn-small", "linreg", "tabular-clf-row",
+           "tabular-clf-row-long", "tabular-reg-row", "tabular-reg-row-long")  # the configs behind the shipped models
 BORDER_SAMPLES = 20_000  # prior targets for the bucket borders (set-up only; enough to place 1000 buckets)
 MAX_STEP_TOKENS = 65_536  # per forward pass; the tabular configs' 32 x 640 x 33 would need ~45 GB on the CPU
 ANCHOR_WIDTHS = (128, 256)
