@@ -51,8 +51,9 @@ def test_float64_stays_float64_and_bf16_autocast_stays_close():
     torch.testing.assert_close(low.float(), attention(q, k, v, mask), rtol=0.05, atol=0.03)
 
 
-def test_large_problems_use_the_fused_kernel(monkeypatch):
-    q, k, v, mask = _inputs()
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """The query shapes of every call to torch's fused kernel made through `pfn.attention`."""
     calls, original = [], F.scaled_dot_product_attention
 
     def fused(*args, **kwargs):
@@ -60,6 +61,12 @@ def test_large_problems_use_the_fused_kernel(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(pfn.attention.F, "scaled_dot_product_attention", fused)
+    return calls
+
+
+def test_large_problems_use_the_fused_kernel(monkeypatch, fused_calls):
+    q, k, v, mask = _inputs()
+    calls = fused_calls
     attention(q, k, v, mask)
     assert not calls
     monkeypatch.setattr(pfn.attention, "MAX_SCORE_ELEMENTS", 3 * 2 * 5 * 7 - 1)
@@ -67,15 +74,9 @@ def test_large_problems_use_the_fused_kernel(monkeypatch):
     assert calls == [q.shape]
 
 
-def test_without_gradients_or_autocast_the_fused_kernel_serves(monkeypatch):
+def test_without_gradients_or_autocast_the_fused_kernel_serves(fused_calls):
     q, k, v, mask = _inputs()
-    calls, original = [], F.scaled_dot_product_attention
-
-    def fused(*args, **kwargs):
-        calls.append(args[0].shape)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(pfn.attention.F, "scaled_dot_product_attention", fused)
+    calls = fused_calls
     with torch.no_grad():
         predicted = attention(q, k, v, mask)
         with torch.autocast("cpu", dtype=torch.bfloat16):
