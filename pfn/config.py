@@ -106,7 +106,9 @@ class TrainConfig(_Config):
     project's 2 cores and no faster at width 256 (`benchmarks/results/throughput.md`): measure
     it for a config, and use it for runs of thousands of steps.
     A checkpoint is written every `checkpoint_every` steps, the validation NLL computed every
-    `val_every` steps on `val_batches` fixed prior batches.
+    `val_every` steps on `val_batches` fixed prior batches. Those are drawn with `val_seed`
+    (default: `seed + 104729`); a continuation stage with another `seed` sets `val_seed` to its
+    source's so that the stages' validation NLLs compare.
 
     `init_from` starts the run from a trained model: a shipped name (e.g. "gp") or a checkpoint
     or run folder. `init_parts="all"` takes the whole model, head and its state (bucket
@@ -137,6 +139,7 @@ class TrainConfig(_Config):
     checkpoint_every: int = 500
     val_every: int = 500
     val_batches: int = 8
+    val_seed: int | None = None
     border_samples: int = 200_000
     init_from: str | None = None
     init_parts: str = "auto"

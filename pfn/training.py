@@ -166,8 +166,10 @@ def initial_model(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
 
 
 def validation_batches(prior: Any, cfg: TrainConfig, device: torch.device) -> list[Batch]:
-    """`cfg.val_batches` fixed prior batches (seeded by `cfg.seed`), the same for every run of a config."""
-    gen = torch.Generator(device=device).manual_seed(cfg.seed + 104729)
+    """`cfg.val_batches` fixed prior batches, the same for every run of a config: seeded by `cfg.val_seed`,
+    or by `cfg.seed + 104729` where that is None."""
+    seed = cfg.seed + 104729 if cfg.val_seed is None else cfg.val_seed
+    gen = torch.Generator(device=device).manual_seed(seed)
     return [draw_batch(prior, cfg, gen, device) for _ in range(cfg.val_batches)]
 
 

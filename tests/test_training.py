@@ -94,6 +94,16 @@ def test_tiny_training_run_lowers_the_validation_nll(run_a):
     assert after == pytest.approx(model.info["record"]["val_loss"], rel=1e-5)
 
 
+def test_val_seed_fixes_the_validation_batches_across_training_seeds():
+    cpu = torch.device("cpu")
+    first = validation_batches(PRIOR, TRAIN, cpu)
+    same = validation_batches(PRIOR, replace(TRAIN, seed=TRAIN.seed + 1, val_seed=TRAIN.seed + 104729), cpu)
+    other = validation_batches(PRIOR, replace(TRAIN, seed=TRAIN.seed + 1), cpu)
+    assert all(torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and a.n_context == b.n_context
+               for a, b in zip(first, same, strict=True))
+    assert not torch.equal(first[0].y, other[0].y)
+
+
 def test_training_borders_are_increasing_prior_quantiles(run_a):
     _, model = run_a
     borders = model.head.borders
