@@ -83,7 +83,7 @@ class ModelConfig(_Config):
                              "n_buckets >= 3 and max_classes >= 2")
 
 
-INIT_PARTS = ("auto", "all", "transformer")
+INIT_PARTS = ("auto", "all", "transformer", "deepen")
 
 
 @dataclass(frozen=True)
@@ -115,8 +115,12 @@ class TrainConfig(_Config):
     borders) included, and needs the same architecture; `"transformer"` takes only the
     transformer and gives the head a fresh start, e.g. a classifier fine-tuned from a regression
     model that has already learned to read its context; `"auto"` is "all" where the head kind is
-    the same and "transformer" otherwise. Either way the optimiser and warm-up start afresh, and
-    the source's stages are kept in the new checkpoint's record (its lineage).
+    the same and "transformer" otherwise; `"deepen"` takes the whole model into one with more
+    layers and otherwise the same architecture: source layer `k` of `L` becomes layer
+    `k * L' // L` of `L'`, and the layers between start as identities (a fresh layer's output
+    projections are zero), so the deeper model begins with its source's predictions. Either
+    way the optimiser and warm-up start afresh, and the source's stages are kept in the new
+    checkpoint's record (its lineage).
     """
 
     steps: int = 1000

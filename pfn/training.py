@@ -147,7 +147,10 @@ def initial_model(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
     parts = cfg.init_parts
     if parts == "auto":
         parts = "all" if source.config.head == model_cfg.head else "transformer"
-    if parts == "all":
+    if parts == "deepen":
+        model = build_model(model_cfg, source.head.saved_state())
+        model.load_state_dict(deepened_state(source, model))
+    elif parts == "all":
         if source.config != model_cfg:
             diffs = [f"{k}: {v} -> {getattr(model_cfg, k)}" for k, v in source.config.to_dict().items()
                      if getattr(model_cfg, k) != v]
@@ -163,6 +166,30 @@ def initial_model(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
             raise ValueError(f"init_from={cfg.init_from!r}: its transformer does not match this architecture: "
                              f"{err}") from None
     return model, {"init_from": str(cfg.init_from), "init_parts": parts, "lineage": stages(config)}
+
+
+def deepened_state(source: nn.Module, model: nn.Module) -> dict[str, torch.Tensor]:
+    """`model`'s state dict with every weight of `source`, a model of fewer layers and otherwise the
+    same architecture: source layer `k` of `L` becomes layer `k * L' // L` of `model`'s `L'`; the
+    other layers keep their fresh (identity) weights.
+
+    Raises:
+        ValueError: if the architectures differ in more than a greater number of layers.
+    """
+    n_source, n_target = source.config.n_layers, model.config.n_layers
+    diffs = [f"{k}: {v} -> {getattr(model.config, k)}" for k, v in source.config.to_dict().items()
+             if k != "n_layers" and getattr(model.config, k) != v]
+    if diffs or n_target <= n_source:
+        raise ValueError(f"init_parts='deepen' needs a model of more layers and otherwise the source's architecture; "
+                         f"got n_layers {n_source} -> {n_target}{'; ' if diffs else ''}{'; '.join(diffs)}")
+    state = model.state_dict()
+    prefix = "transformer.layers."
+    for name, value in source.state_dict().items():
+        if name.startswith(prefix):
+            index, rest = name.removeprefix(prefix).split(".", 1)
+            name = f"{prefix}{int(index) * n_target // n_source}.{rest}"
+        state[name] = value
+    return state
 
 
 def validation_batches(prior: Any, cfg: TrainConfig, device: torch.device) -> list[Batch]:

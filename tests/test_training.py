@@ -501,6 +501,26 @@ def test_init_from_refuses_another_architecture_and_a_missing_source(run_a, tmp_
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
                     reason="torch.compile on the CPU needs a C compiler")
+def test_deepen_starts_a_deeper_model_with_its_sources_predictions(run_a, tmp_path):
+    source_dir, source = run_a
+    deeper = replace(MODEL, n_layers=MODEL.n_layers + 2)
+    cfg = replace(TRAIN, steps=4, init_from=str(source_dir), init_parts="deepen")
+    start = train(PRIOR, deeper, cfg, None, progress=False, stop_after=0)
+    assert len(start.transformer.layers) == MODEL.n_layers + 2
+    batch = validation_batches(PRIOR, TRAIN, torch.device("cpu"))[0]
+    start.eval(), source.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(start.loss(batch), source.loss(batch), rtol=1e-5, atol=1e-6)
+    trained = train(PRIOR, deeper, cfg, tmp_path / "deeper", progress=False)
+    assert trained.info["record"]["init_parts"] == "deepen"
+    assert [s["record"]["steps"] for s in stages(json.loads(
+        (tmp_path / "deeper" / "step-00000004" / "config.json").read_text()))] == [12, 4]
+    with pytest.raises(ValueError, match="init_parts='deepen' needs a model of more layers.*d_ff: 64 -> 32"):
+        train(PRIOR, replace(deeper, d_ff=32), cfg, None, progress=False)
+    with pytest.raises(ValueError, match="n_layers 2 -> 2"):
+        train(PRIOR, MODEL, cfg, None, progress=False)
+
+
 def test_a_compiled_run_trains_the_same_model_as_an_eager_one(tmp_path):
     cfg = TrainConfig.from_dict({**TRAIN.to_dict(), "steps": 3, "checkpoint_every": 3, "val_every": 3})
     eager = train(PRIOR, MODEL, cfg, tmp_path / "eager", progress=False)
