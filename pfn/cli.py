@@ -180,9 +180,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, help="stop (with a resumable checkpoint) after this many steps")
     p.add_argument("--init-from", help="start from a trained model: a shipped name or a checkpoint or run folder "
                                        "(fresh optimiser and warm-up; its lineage is kept)")
-    p.add_argument("--init-parts", choices=("auto", "all", "transformer"),
-                   help="with --init-from: take the whole model (all: same architecture) or only its transformer; "
-                        "auto (default): all where the head kind is the same")
+    p.add_argument("--init-parts", choices=("auto", "all", "transformer", "deepen"),
+                   help="with --init-from: take the whole model (all: same architecture), only its transformer, or "
+                        "the whole model into one of more layers (deepen); auto (default): all where the head kind "
+                        "is the same")
     p.add_argument("--allow-change", action="append", metavar="FIELD",
                    help="resume the run in --out although FIELD (a train field such as steps or lr, or prior) "
                         "differs; recorded in the run's record (repeat or comma-separate for several)")
