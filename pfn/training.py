@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Collection
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from pfn.config import READS_MISSING, ModelConfig, TrainConfig
 from pfn.heads import head_class
 from pfn.run_state import open_run, restore_train_state, resume_changes, save_run_checkpoint, stages
 from priors.batch import Batch
+
+VAL_SEED_OFFSET = 104729  # validation batches are drawn with seed + this unless `val_seed` is set
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -152,8 +155,7 @@ def initial_model(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
         model.load_state_dict(deepened_state(source, model))
     elif parts == "all":
         if source.config != model_cfg:
-            diffs = [f"{k}: {v} -> {getattr(model_cfg, k)}" for k, v in source.config.to_dict().items()
-                     if getattr(model_cfg, k) != v]
+            diffs = architecture_differences(source.config, model_cfg)
             raise ValueError(f"init_from={cfg.init_from!r} has another architecture ({'; '.join(diffs)}); continue "
                              "it with its own model config, or take only its transformer with init_parts='transformer'")
         model = build_model(model_cfg, source.head.saved_state())
@@ -168,6 +170,11 @@ def initial_model(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
     return model, {"init_from": str(cfg.init_from), "init_parts": parts, "lineage": stages(config)}
 
 
+def architecture_differences(old: ModelConfig, new: ModelConfig) -> list[str]:
+    """Every field in which `new` differs from `old`, as "field: old -> new"."""
+    return [f"{k}: {v} -> {getattr(new, k)}" for k, v in old.to_dict().items() if getattr(new, k) != v]
+
+
 def deepened_state(source: nn.Module, model: nn.Module) -> dict[str, torch.Tensor]:
     """`model`'s state dict with every weight of `source`, a model of fewer layers and otherwise the
     same architecture: source layer `k` of `L` becomes layer `k * L' // L` of `model`'s `L'`; the
@@ -177,8 +184,7 @@ def deepened_state(source: nn.Module, model: nn.Module) -> dict[str, torch.Tenso
         ValueError: if the architectures differ in more than a greater number of layers.
     """
     n_source, n_target = source.config.n_layers, model.config.n_layers
-    diffs = [f"{k}: {v} -> {getattr(model.config, k)}" for k, v in source.config.to_dict().items()
-             if k != "n_layers" and getattr(model.config, k) != v]
+    diffs = architecture_differences(source.config, replace(model.config, n_layers=n_source))
     if diffs or n_target <= n_source:
         raise ValueError(f"init_parts='deepen' needs a model of more layers and otherwise the source's architecture; "
                          f"got n_layers {n_source} -> {n_target}{'; ' if diffs else ''}{'; '.join(diffs)}")
@@ -194,8 +200,8 @@ def deepened_state(source: nn.Module, model: nn.Module) -> dict[str, torch.Tenso
 
 def validation_batches(prior: Any, cfg: TrainConfig, device: torch.device) -> list[Batch]:
     """`cfg.val_batches` fixed prior batches, the same for every run of a config: seeded by `cfg.val_seed`,
-    or by `cfg.seed + 104729` where that is None."""
-    seed = cfg.seed + 104729 if cfg.val_seed is None else cfg.val_seed
+    or by `cfg.seed + VAL_SEED_OFFSET` where that is None."""
+    seed = cfg.seed + VAL_SEED_OFFSET if cfg.val_seed is None else cfg.val_seed
     gen = torch.Generator(device=device).manual_seed(seed)
     return [draw_batch(prior, cfg, gen, device) for _ in range(cfg.val_batches)]
 

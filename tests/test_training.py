@@ -18,6 +18,7 @@ from pfn import run_state
 from pfn.config import ModelConfig, TrainConfig
 from pfn.run_state import stages
 from pfn.training import (
+    VAL_SEED_OFFSET,
     check_configs,
     draw_batch,
     lr_factor,
@@ -97,7 +98,7 @@ def test_tiny_training_run_lowers_the_validation_nll(run_a):
 def test_val_seed_fixes_the_validation_batches_across_training_seeds():
     cpu = torch.device("cpu")
     first = validation_batches(PRIOR, TRAIN, cpu)
-    same = validation_batches(PRIOR, replace(TRAIN, seed=TRAIN.seed + 1, val_seed=TRAIN.seed + 104729), cpu)
+    same = validation_batches(PRIOR, replace(TRAIN, seed=TRAIN.seed + 1, val_seed=TRAIN.seed + VAL_SEED_OFFSET), cpu)
     other = validation_batches(PRIOR, replace(TRAIN, seed=TRAIN.seed + 1), cpu)
     assert all(torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and a.n_context == b.n_context
                for a, b in zip(first, same, strict=True))
@@ -499,8 +500,6 @@ def test_init_from_refuses_another_architecture_and_a_missing_source(run_a, tmp_
         train(PRIOR, MODEL, replace(TRAIN, init_from=str(tmp_path / "missing")), None, progress=False)
 
 
-@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
-                    reason="torch.compile on the CPU needs a C compiler")
 def test_deepen_starts_a_deeper_model_with_its_sources_predictions(run_a, tmp_path):
     source_dir, source = run_a
     deeper = replace(MODEL, n_layers=MODEL.n_layers + 2)
@@ -521,6 +520,8 @@ def test_deepen_starts_a_deeper_model_with_its_sources_predictions(run_a, tmp_pa
         train(PRIOR, MODEL, cfg, None, progress=False)
 
 
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on the CPU needs a C compiler")
 def test_a_compiled_run_trains_the_same_model_as_an_eager_one(tmp_path):
     cfg = TrainConfig.from_dict({**TRAIN.to_dict(), "steps": 3, "checkpoint_every": 3, "val_every": 3})
     eager = train(PRIOR, MODEL, cfg, tmp_path / "eager", progress=False)
