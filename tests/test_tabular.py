@@ -107,6 +107,37 @@ def test_encoder_reads_numeric_strings_as_numbers_and_rejects_infinity():
         TableEncoder().fit(np.array([[1.0], [np.inf]])).transform(np.array([[1.0], [np.inf]]))
 
 
+def _numbers_with_a_gap(missing, dtype: str = "object") -> pd.DataFrame:
+    """A numeric column whose third value is `missing`, beside a plain float column."""
+    values = pd.array([1.0, -2.0, missing, 4.0], dtype=dtype)
+    return pd.DataFrame({"a": values, "b": [0.5, 1.5, 2.5, 3.5]})
+
+
+GAPS = {"object-pd.NA": (pd.NA, "object"), "object-None": (None, "object"), "Float64-pd.NA": (pd.NA, "Float64"),
+        "Int64-pd.NA": (pd.NA, "Int64")}
+
+
+@pytest.mark.parametrize("missing, dtype", GAPS.values(), ids=GAPS.keys())
+def test_encoder_reads_na_and_none_in_a_column_of_numbers_as_missing_at_fit_and_predict(missing, dtype):
+    frame = _numbers_with_a_gap(missing, dtype)
+    reference = _numbers_with_a_gap(np.nan, "float64")
+    enc = TableEncoder().fit(frame)
+    assert enc.categorical.tolist() == [False, False]
+    np.testing.assert_array_equal(enc.transform(frame), TableEncoder().fit(reference).transform(reference))
+    np.testing.assert_array_equal(TableEncoder().fit(reference).transform(frame), enc.transform(reference))
+    as_array = frame.to_numpy(dtype=object)  # numpy object arrays too
+    np.testing.assert_array_equal(TableEncoder().fit(as_array).transform(as_array), enc.transform(frame))
+
+
+def test_encoder_keeps_string_and_category_columns_with_na_categorical():
+    frame = pd.DataFrame({"s": pd.array(["x", pd.NA, "y"], dtype="string"),
+                          "o": np.array(["x", pd.NA, "y"], dtype=object),
+                          "c": pd.Categorical(["x", None, "y"])})
+    enc = TableEncoder().fit(frame)
+    assert enc.categorical.tolist() == [True, True, True]
+    np.testing.assert_array_equal(enc.transform(frame), [[0.0] * 3, [np.nan] * 3, [1.0] * 3])
+
+
 @pytest.mark.parametrize("kind", PREPROCESSING)
 @pytest.mark.parametrize("rescale", RESCALINGS.values(), ids=RESCALINGS.keys())
 def test_member_preprocessing_is_the_same_at_every_magnitude(kind, rescale):
@@ -388,6 +419,19 @@ def test_regressor_predictive_is_the_mixture_of_its_members(tiny_reg):
     members = reg._member_log_probs(x).exp()
     assert members.shape == (3, 40, 16)
     torch.testing.assert_close(reg._standardised_distribution(x).probs, members.mean(0))
+
+
+@pytest.mark.parametrize("estimator", ["tiny_clf", "tiny_reg"])
+def test_pd_na_in_a_numeric_column_predicts_as_nan_does(estimator, request):
+    x, y = _data(n=20, f=2)
+    frames = {}
+    for missing in (np.nan, pd.NA):
+        frame = pd.DataFrame({"a": pd.Series(list(x[:, 0]), dtype=object), "b": x[:, 1]})
+        frame.iloc[[3, 11], 0] = missing
+        frames[missing is pd.NA] = frame
+    predicted = {na: clone(request.getfixturevalue(estimator)).fit(frames[na], y).predict(frames[na])
+                 for na in (False, True)}
+    np.testing.assert_array_equal(predicted[True], predicted[False])
 
 
 def test_regressor_rejects_nonfinite_targets(tiny_reg):

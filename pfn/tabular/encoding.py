@@ -2,7 +2,10 @@
 
 `TableEncoder` accepts numpy arrays and pandas DataFrames with numeric, boolean, string,
 object or categorical columns, and missing values as NaN, None or `pd.NA`. Numeric columns
-become floats; every other column is ordinal-coded with the categories seen in `fit`
+become floats with NaN for a missing value: numeric and boolean dtypes (pandas' nullable
+`Int64`, `Float64` and `boolean` included) and object or string columns whose present values
+are all numbers, bools or numeric strings (missing values do not make a column categorical,
+at fit or at predict). Every other column is ordinal-coded with the categories seen in `fit`
 (sorted), so a category first seen at predict time, like a missing value, becomes NaN,
 which the model reads as missing. Infinite values are rejected.
 """
@@ -18,15 +21,6 @@ def _is_dataframe(x: Any) -> bool:
     return hasattr(x, "dtypes") and hasattr(x, "columns") and hasattr(x, "iloc")
 
 
-def _column_is_numeric(column: np.ndarray) -> bool:
-    """Whether an object column converts to float (numbers, bools and missing values only)."""
-    try:
-        column.astype(np.float64)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
 def _is_missing(value: Any) -> bool:
     if value is None:
         return True
@@ -36,6 +30,19 @@ def _is_missing(value: Any) -> bool:
         return True
     except ValueError:  # an array inside a cell: not a missing value
         return False
+
+
+def _as_floats(column: np.ndarray) -> np.ndarray | None:
+    """The column as float64 (`n`) with NaN for every missing value (NaN, None, `pd.NA`), or None
+    if a present value is not a number (nor a bool or a numeric string)."""
+    if column.dtype.kind == "O":
+        missing = np.fromiter((_is_missing(v) for v in column), dtype=bool, count=len(column))
+        column = column.copy()
+        column[missing] = np.nan
+    try:
+        return column.astype(np.float64)
+    except (TypeError, ValueError):
+        return None
 
 
 def _to_object_columns(x: Any) -> list[np.ndarray]:
@@ -73,7 +80,7 @@ class TableEncoder:
         """Learns which columns are categorical and their categories from `x` (`n x F`); returns self."""
         self.categories: list[list[Any] | None] = []
         for column in _to_object_columns(x):
-            if column.dtype.kind not in "OUS" or _column_is_numeric(column):
+            if column.dtype.kind not in "OUS" or _as_floats(column) is not None:
                 self.categories.append(None)
             else:
                 _check_scalars(column)
@@ -96,10 +103,10 @@ class TableEncoder:
         out = np.empty((len(columns[0]) if columns else 0, len(columns)), dtype=np.float64)
         for j, (column, cats) in enumerate(zip(columns, self.categories, strict=True)):
             if cats is None:
-                try:
-                    out[:, j] = column.astype(np.float64)
-                except (TypeError, ValueError):
-                    raise ValueError(f"column {j} was numeric in fit but holds non-numeric values now") from None
+                floats = _as_floats(column)
+                if floats is None:
+                    raise ValueError(f"column {j} was numeric in fit but holds non-numeric values now")
+                out[:, j] = floats
             else:
                 _check_scalars(column)
                 code = {v: float(i) for i, v in enumerate(cats)}
