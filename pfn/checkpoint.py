@@ -2,7 +2,9 @@
 
 `checksums.json` holds the sha256 and size of every other file of the folder and is written
 last; every load verifies it, so a missing, truncated or modified file fails with a message
-naming it, whether the folder is loaded by a shipped name or by its path.
+naming it, whether the folder is loaded by a shipped name or by its path. A record that leaves
+out a file of the folder (or one that a load reads, such as `model.safetensors`) is refused
+too: no file is read unverified.
 
 A training run's folder (`pfn.train(..., out_dir)`, `pfn train --out`) keeps its newest
 complete checkpoint in a subfolder `step-<n>/` (see `pfn.run_state`); `load` and
@@ -22,7 +24,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from torch import nn
 
 from pfn.architectures import build_model
 from pfn.config import ModelConfig
+from pfn.device import resolve_device
 
 WEIGHTS, CONFIG, CHECKSUMS, MANIFEST = "model.safetensors", "config.json", "checksums.json", "MANIFEST.json"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -127,18 +130,43 @@ def _read_json(path: Path, what: str, remedy: str) -> Any:
         raise CheckpointError(f"{path} is not a valid {what} ({err}); {remedy}") from None
 
 
-def verify_checksums(folder: Path) -> None:
-    """Checks every file listed in `folder/checksums.json`; raises `CheckpointError` naming the first bad one."""
+def _trust_remedy(folder: Path) -> str:
+    return f"if you trust the folder, record its checksums with pfn.checkpoint.write_checksums({str(folder)!r})"
+
+
+def _check_coverage(folder: Path, record: dict[str, Any], required: Collection[str]) -> None:
+    """Raises `CheckpointError` naming every file of `folder` (and every name in `required`) that `record`
+    leaves out."""
+    present = {p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS and p.suffix != ".tmp"}
+    uncovered = sorted((present | set(required)) - set(record))
+    if uncovered:
+        names = ", ".join(str(folder / name) for name in uncovered)
+        raise CheckpointError(f"{names} {'has' if len(uncovered) == 1 else 'have'} no entry in {folder / CHECKSUMS}, "
+                              f"so the checkpoint cannot be verified; {_trust_remedy(folder)}")
+
+
+def verify_checksums(folder: Path, required: Collection[str] = (CONFIG, WEIGHTS)) -> None:
+    """Checks `folder/checksums.json` and every file it lists.
+
+    The record must cover every file of the folder and every name in `required` (the files a
+    load reads); a record that leaves one out (e.g. `{}`) is refused like a modified file.
+
+    Raises:
+        CheckpointError: naming the first bad file, or the files the record leaves out.
+    """
     record_path = folder / CHECKSUMS
     remedy = "the checkpoint is damaged; restore it from where it came from (or retrain)"
     if not record_path.is_file():
-        raise CheckpointError(f"{record_path} is missing, so the checkpoint cannot be verified; if you trust the "
-                              f"folder, record its checksums with pfn.checkpoint.write_checksums({str(folder)!r})")
+        raise CheckpointError(f"{record_path} is missing, so the checkpoint cannot be verified; "
+                              f"{_trust_remedy(folder)}")
     record = _read_json(record_path, "checksum record", remedy)
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{record_path} is not a valid checksum record (not a JSON object); {remedy}")
+    _check_coverage(folder, record, required)
     try:
         for name, entry in record.items():
             _verify_file(folder / name, entry["sha256"], entry["size"], record_path, remedy)
-    except (AttributeError, KeyError, TypeError) as err:
+    except (KeyError, TypeError) as err:
         raise CheckpointError(f"{record_path} is not a valid checksum record ({err!r}); {remedy}") from None
 
 
@@ -214,13 +242,20 @@ def _shipped_name(folder: Path) -> str | None:
     return folder.name if folder.name in read_manifest()["models"] else None
 
 
-def resolve(name_or_path: str | Path) -> Path:
+def resolve(name_or_path: str | os.PathLike[str]) -> Path:
     """The verified-against-the-manifest folder of a shipped name, or the checkpoint folder at a path.
 
     A `str` that is a shipped name resolves to the shipped model; anything else is a path (a
     checkpoint folder or a training run's folder). A shipped folder given by its path is checked
     against the manifest too.
+
+    Raises:
+        TypeError: if `name_or_path` is neither a `str` nor a path (e.g. None).
+        CheckpointError: if it names no shipped model and no checkpoint folder.
     """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a shipped model's name (one of {sorted(read_manifest()['models'])}) "
+                        f"or a folder's path (str or pathlib.Path), got {name_or_path!r}")
     if isinstance(name_or_path, str) and NAME_PATTERN.fullmatch(name_or_path):
         if name_or_path in read_manifest()["models"]:
             return verify_shipped(name_or_path)
@@ -235,13 +270,23 @@ def resolve(name_or_path: str | Path) -> Path:
     return folder
 
 
-def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+def load(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
     """Loads a shipped model by name or a checkpoint (or training run) folder, verifying its files first.
+
+    Args:
+        name_or_path: A shipped model's name (e.g. "gp"), or the path of a checkpoint or run folder.
+        device: "cpu", "cuda", "cuda:1", ..., "auto" (the GPU where there is one), or a `torch.device`.
 
     Returns:
         The model in eval mode on `device`: a `PFN`, or the class its `config.architecture` names
         (e.g. a `pfn.DistributionTransformer`).
+
+    Raises:
+        TypeError: if `name_or_path` is neither a name nor a path.
+        ValueError: if `device` is not a torch device or not available here (`pfn.device.resolve_device`).
+        CheckpointError: if no such model exists, or a file of it is missing, damaged or unverified.
     """
+    device = resolve_device(device)
     return load_folder(resolve(name_or_path), device)
 
 
@@ -281,6 +326,8 @@ def model_from(config: dict[str, Any], state: dict[str, torch.Tensor], folder: P
 
 
 def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Loads the checkpoint in `folder` (or the newest one of the training run in `folder`), verified."""
+    """Loads the checkpoint in `folder` (or the newest one of the training run in `folder`), verified, on
+    `device` (as `load` takes it); returns the model in eval mode."""
+    device = resolve_device(device)
     folder = checkpoint_folder(Path(folder))
     return model_from(*read_checkpoint(folder), folder).to(device).eval()

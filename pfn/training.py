@@ -29,34 +29,12 @@ from tqdm.auto import tqdm
 from pfn.architectures import build_model
 from pfn.checkpoint import model_from, read_checkpoint, resolve
 from pfn.config import READS_MISSING, ModelConfig, TrainConfig
+from pfn.device import resolve_device
 from pfn.heads import head_class
 from pfn.run_state import open_run, restore_train_state, resume_changes, save_run_checkpoint, stages
 from priors.batch import Batch
 
 VAL_SEED_OFFSET = 104729  # validation batches are drawn with seed + this unless `val_seed` is set
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """`"auto"` is the GPU where there is one, else the CPU; any other name as torch reads it.
-
-    Raises:
-        ValueError: naming `name`, if it is not a torch device or not available here (e.g.
-            "cuda" on a CPU-only build).
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device={name!r} is not a torch device ({err}); use 'auto', 'cpu' or 'cuda'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} but torch sees no CUDA GPU here (torch {torch.__version__}, "
-                         "torch.cuda.is_available() is False); use 'cpu' or 'auto'")
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as err:
-        raise ValueError(f"device={name!r} is not available here ({err}); use 'cpu' or 'auto'") from None
-    return device
 
 
 def check_configs(model_config: ModelConfig, train_config: TrainConfig) -> None:

@@ -299,6 +299,76 @@ def test_missing_file_in_a_folder_raises_checkpoint_error(tmp_path, tiny_pfn, fn
     assert str(folder / fname) in str(err.value)
 
 
+
+def _flip_a_weight_byte(folder: Path) -> None:
+    data = bytearray((folder / WEIGHTS).read_bytes())
+    data[-5] ^= 0x01  # the file still parses: only a checksum can tell
+    (folder / WEIGHTS).write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("uncovered", [[WEIGHTS, CONFIG], [WEIGHTS], [CONFIG]])
+def test_a_checksum_record_that_leaves_out_a_loaded_file_is_refused(tmp_path, tiny_pfn, uncovered):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    _flip_a_weight_byte(folder)
+    record = json.loads((folder / CHECKSUMS).read_text())
+    (folder / CHECKSUMS).write_text(json.dumps({k: v for k, v in record.items() if k not in uncovered}))
+    with pytest.raises(CheckpointError, match=f"no entry in {folder / CHECKSUMS}") as err:
+        pfn.load(folder)
+    assert all(str(folder / name) in str(err.value) for name in uncovered)
+
+
+def test_an_empty_checksum_record_does_not_let_a_flipped_weight_byte_load(tmp_path, tiny_pfn):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    _flip_a_weight_byte(folder)
+    (folder / CHECKSUMS).write_text("{}")
+    with pytest.raises(CheckpointError, match=f"{folder / CONFIG}, {folder / WEIGHTS} have no entry in"):
+        pfn.load(folder)
+    write_checksums(folder)  # a record that covers every file: the (modified) weights load as recorded
+    assert isinstance(pfn.load(folder), pfn.PFN)
+
+
+def test_a_file_beside_the_checkpoint_without_a_checksum_is_refused(tmp_path, tiny_pfn):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    (folder / "notes.txt").write_text("added after the checksums")
+    with pytest.raises(CheckpointError, match="notes.txt has no entry in"):
+        pfn.load(folder)
+
+
+# --- arguments of load --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [None, 3, ["gp"]])
+def test_load_refuses_what_is_neither_a_name_nor_a_path(bad):
+    with pytest.raises(TypeError, match="name_or_path must be a shipped model's name .* or a folder's path"):
+        pfn.load(bad)
+
+
+@pytest.mark.parametrize("device, match", [("foo", "device='foo' is not a torch device"),
+                                           ("cpu:x", "device='cpu:x' is not a torch device")])
+def test_load_refuses_an_unknown_device_before_reading_anything(device, match):
+    with pytest.raises(ValueError, match=match):
+        pfn.load("no-such-model", device=device)
+
+
+def test_load_refuses_a_device_that_is_not_a_name():
+    with pytest.raises(TypeError, match="device=None must be a device name \\(str\\) or a torch.device"):
+        pfn.load("no-such-model", device=None)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_load_on_cuda_without_a_gpu_says_so(tmp_path, tiny_pfn):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="device='cuda' but torch sees no CUDA GPU here"):
+        pfn.load(folder, device="cuda")
+    with pytest.raises(ValueError, match="device='cuda:0' but torch sees no CUDA GPU here"):
+        ckpt.load_folder(folder, device=torch.device("cuda", 0))
+
+
+def test_load_takes_a_device_by_name_or_as_torch_device(tmp_path, tiny_pfn):
+    folder = save_checkpoint(tiny_pfn, tmp_path / "ckpt")
+    for device in ("cpu", "auto", torch.device("cpu")):
+        assert_same_predictions(tiny_pfn, pfn.load(folder, device=device).cpu())
+
+
 # --- never pickles ------------------------------------------------------------------------------
 
 FORBIDDEN_CALLS = {("pickle", "load"), ("pickle", "loads"), ("torch", "load"), ("dill", "load"), ("dill", "loads"),
