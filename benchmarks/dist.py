@@ -16,7 +16,7 @@ linear-Gaussian measurements (uniform per task).
   NLL of the true states per step.
 - A plot of predicted against exact posterior ellipses on a few 2-D tasks.
 
-Tasks, scores and the tracking task are `pfn.dist.evaluation`, shared with `pfn demo` and the tests.
+Tasks, scores and the tracking task are `pfn.distribution_transformer.evaluation`, shared with `pfn demo` and the tests.
 
 Writes `benchmarks/results/dist.json`, `.md` and `dist_ellipses.png` (`dist_quick.*` and `dist_ellipses_quick.png`
 with `--quick`, which git ignores).
@@ -48,9 +48,16 @@ from results_io import RESULTS_DIR, write_results  # sibling module: run as `pyt
 from scipy.stats import gaussian_kde
 
 import pfn
-from pfn.dist import DistributionTransformer
-from pfn.dist.evaluation import CHUNK, draw_tasks, mixture_of_rows, predict_rows, score_tasks, tracking
-from pfn.dist.plot import draw_ellipses
+from pfn.distribution_transformer import DistributionTransformer
+from pfn.distribution_transformer.evaluation import (
+    CHUNK,
+    draw_tasks,
+    mixture_of_rows,
+    predict_rows,
+    score_tasks,
+    tracking,
+)
+from pfn.distribution_transformer.plot import draw_ellipses
 from priors import prior_from_dict
 from priors.batch import Batch
 from priors.gmm import batch_posterior, split_component_rows
@@ -269,7 +276,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "likelihood, float64; NLL under a Gaussian KDE (scipy) of the draws; one compiled kernel for all tasks",
         "timing": "model: one task per forward pass (median over tasks, after a warm-up), and the whole batch "
                   f"in chunks of {CHUNK} tasks; NUTS: wall time of mcmc.run per task",
-        "tracking": f"{args.trajectories} trajectories x {args.steps} steps; see pfn/dist/evaluation.py:tracking",
+        "tracking": f"{args.trajectories} trajectories x {args.steps} steps; see "
+                    "pfn/distribution_transformer/evaluation.py:tracking",
         "torch_threads": torch.get_num_threads(),
         "hardware": {"processor": platform.processor() or platform.machine(), "platform": platform.platform(),
                      "cpu_count": os.cpu_count()},

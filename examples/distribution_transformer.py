@@ -20,8 +20,8 @@ import torch
 
 import pfn
 from pfn.checkpoint import read_manifest
-from pfn.dist import GMM, LinearGaussian, exact_posterior
-from pfn.dist.evaluation import kl_monte_carlo
+from pfn.distribution_transformer import GMM, LinearGaussian, exact_posterior
+from pfn.distribution_transformer.evaluation import kl_monte_carlo
 from priors import GMMTaskPrior
 
 

@@ -6,14 +6,13 @@ Main entry points: `pfn.load(name_or_path)` for a shipped or trained model,
 `pfn.train(prior, model_config, train_config, out_dir)` to train one; `pfn.PFNClassifier`
 and `pfn.PFNRegressor` for scikit-learn style tabular prediction; `pfn.LCPFN` for
 learning-curve extrapolation (`pfn.curves`); `pfn.DistributionTransformer` for Gaussian-mixture
-posteriors (`pfn.dist`).
+posteriors (`pfn.distribution_transformer`).
 """
 
 from typing import Any
 
 from pfn.checkpoint import CheckpointError, load, save_checkpoint
 from pfn.config import ModelConfig, TrainConfig
-from pfn.dist import DistributionTransformer
 from pfn.model import PFN, FittedPFN
 from pfn.riemann import RiemannDistribution, borders_from_samples
 from pfn.training import train
@@ -24,8 +23,8 @@ __all__ = ["LCPFN", "PFN", "CheckpointError", "DistributionTransformer", "Fitted
 
 
 def __getattr__(name: str) -> Any:
-    # The scikit-learn estimators and the learning-curve model are imported on first use, so
-    # `import pfn` stays light.
+    # The wings' models (scikit-learn estimators, learning curves, Distribution Transformer) are imported on
+    # first use: `import pfn` stays light and the engine never imports a wing.
     if name in ("PFNClassifier", "PFNRegressor"):
         from pfn import tabular
 
@@ -34,4 +33,8 @@ def __getattr__(name: str) -> Any:
         from pfn.curves import LCPFN
 
         return LCPFN
+    if name == "DistributionTransformer":
+        from pfn.distribution_transformer import DistributionTransformer
+
+        return DistributionTransformer
     raise AttributeError(f"module 'pfn' has no attribute {name!r}")

@@ -5,7 +5,8 @@ attributes and methods the training loop and checkpoints use: `config`, `info`, 
 `pfn.heads.Head`), `transformer` (the body, what `init_parts="transformer"` transfers),
 `forward(x, y_context, context_mask)`, `batch_loss(outputs, batch)` and `loss(batch)`. It registers
 itself with `@register_architecture(name)`; training and loading build every model through
-`build_model`, so nothing else branches on the kind.
+`build_model`, so nothing else branches on the kind. A wing's architecture is declared as an entry
+point of group `pfn.architectures` (`pfn.registry`), so the engine finds it without importing the wing.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
+from pfn.registry import lookup
+
 if TYPE_CHECKING:
     from pfn.config import ModelConfig
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {}
+ENTRY_POINT_GROUP = "pfn.architectures"
 
 
 def register_architecture(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
@@ -30,10 +34,10 @@ def register_architecture(name: str) -> Callable[[type[nn.Module]], type[nn.Modu
 
 
 def architecture_class(name: str) -> type[nn.Module]:
-    """The model class registered under `name`; raises a ValueError naming the known architectures."""
-    if name not in ARCHITECTURES:
-        raise ValueError(f"architecture {name!r} is not supported; use one of {tuple(sorted(ARCHITECTURES))}")
-    return ARCHITECTURES[name]
+    """The model class registered under `name`, or declared by a wing's `pfn.architectures` entry point (its
+    module is imported then); raises a ValueError naming the known architectures."""
+    return lookup(ARCHITECTURES, ENTRY_POINT_GROUP, "architecture", name)
+
 
 
 def build_model(config: ModelConfig, head_state: dict[str, Any] | None = None,

@@ -50,7 +50,7 @@ class ModelConfig(_Config):
     numbers, like real targets).
 
     `architecture` names a registered model class (`pfn.architectures`): `"pfn"` is the `PFN`
-    above; `"dist"` is the `pfn.dist.DistributionTransformer` (head `"gmm"`), which maps a
+    above; `"dist"` is the `pfn.distribution_transformer.DistributionTransformer` (head `"gmm"`), which maps a
     Gaussian-mixture prior of at most `max_components` components in at most `max_latent_dim`
     dimensions and linear-Gaussian measurements to the posterior mixture; there `max_features`
     is the width of its tokens, `priors.gmm.token_width(max_latent_dim)`.

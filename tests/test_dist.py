@@ -15,8 +15,8 @@ import pfn
 from pfn.architectures import build_model
 from pfn.checkpoint import load_folder, save_checkpoint
 from pfn.config import ModelConfig, TrainConfig
-from pfn.dist import GMM, DistributionTransformer, LinearGaussian, exact_posterior
-from pfn.dist.evaluation import kl_monte_carlo
+from pfn.distribution_transformer import GMM, DistributionTransformer, LinearGaussian, exact_posterior
+from pfn.distribution_transformer.evaluation import kl_monte_carlo
 from priors import GMMTaskPrior, prior_from_dict
 from priors.gmm import batch_posterior, mixture_posterior, split_component_rows, token_width
 

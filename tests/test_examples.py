@@ -116,7 +116,7 @@ def test_linreg_demo_learns_in_context_and_writes_plot(tmp_path):
 
 @pytest.mark.skipif("dist-gmm" not in read_manifest()["models"], reason="pretrained/dist-gmm is not shipped")
 def test_dist_demo_chains_posteriors_near_the_exact_ones_and_writes_plot(tmp_path):
-    from pfn.dist.demo import run_dist_demo
+    from pfn.distribution_transformer.demo import run_dist_demo
 
     result = run_dist_demo(tmp_path)
     assert (tmp_path / "demo_dist.png").stat().st_size > 10_000
@@ -127,13 +127,13 @@ def test_dist_demo_chains_posteriors_near_the_exact_ones_and_writes_plot(tmp_pat
 
 
 def test_linreg_and_dist_demo_parts_skip_themselves_without_their_models(tmp_path, monkeypatch, capsys):
-    import pfn.dist.demo
+    import pfn.distribution_transformer.demo
     import pfn.linreg.demo
 
-    for module in (pfn.dist.demo, pfn.linreg.demo):
+    for module in (pfn.distribution_transformer.demo, pfn.linreg.demo):
         monkeypatch.setattr(module, "read_manifest", lambda: {"models": {}})
     assert pfn.linreg.demo.run_linreg_demo(tmp_path) == {}
-    assert pfn.dist.demo.run_dist_demo(tmp_path) == {}
+    assert pfn.distribution_transformer.demo.run_dist_demo(tmp_path) == {}
     out = capsys.readouterr().out
     assert "skipped, pretrained/linreg is not shipped" in out and "skipped, pretrained/dist-gmm is not shipped" in out
     assert not list(tmp_path.iterdir())

@@ -1,7 +1,7 @@
 """Quality floors of the shipped linear-regression PFN and Distribution Transformer on held-out tasks of their priors.
 
 Both have an exact answer to be measured against: the conjugate posterior predictive
-(`priors.linreg`) and the closed-form posterior mixture (`pfn.dist.exact_posterior`). Each floor
+(`priors.linreg`) and the closed-form posterior mixture (`pfn.distribution_transformer.exact_posterior`). Each floor
 lies between the value measured on the shipped model (in the comments) and what ignoring the data
 gives (the prior); an untrained model of the same config gets the prior's value or worse, and the
 `untrained` tests check that it fails the floors. Fixed seeds, none used in training; the
@@ -17,7 +17,7 @@ import torch
 
 from pfn.architectures import build_model
 from pfn.checkpoint import load, read_manifest
-from pfn.dist.evaluation import draw_tasks, score_tasks, tracking
+from pfn.distribution_transformer.evaluation import draw_tasks, score_tasks, tracking
 from pfn.linreg import evaluate_linreg
 from priors import prior_from_dict
 

@@ -2,15 +2,17 @@
 posterior Gaussian mixture out, in one forward pass; posteriors chain as the next prior.
 
 `GMM` is the mixture type; `LinearGaussian` the observation model `y = A z + b + e`;
-`exact_posterior` the closed-form answer; `DistributionTransformer` the model (the engine's
-`architecture="dist"` with the `"gmm"` head of `pfn.heads.gmm`), trained by `pfn train dist-gmm`.
-`pfn.dist.evaluation` scores a model against the exact posterior (benchmark, tests, demo) and
-`pfn.dist.demo` is the `pfn demo` part.
+`exact_posterior` the closed-form answer; `DistributionTransformer` the model, trained by
+`pfn train dist-gmm`. The wing adds the architecture `"dist"` (`model.py`) and the head `"gmm"`
+(`head.py`) to the engine's registries; `pyproject.toml` declares both as entry points, so
+`pfn.load` finds them without this package being imported first. `evaluation` scores a model
+against the exact posterior (benchmark, tests, demo) and `demo` is the `pfn demo` part.
 """
 
-from pfn.dist.exact import exact_posterior
-from pfn.dist.gmm import GMM
-from pfn.dist.model import DistributionTransformer
-from pfn.dist.observations import LinearGaussian
+from pfn.distribution_transformer.exact import exact_posterior
+from pfn.distribution_transformer.gmm import GMM
+from pfn.distribution_transformer.head import GMMHead
+from pfn.distribution_transformer.model import DistributionTransformer
+from pfn.distribution_transformer.observations import LinearGaussian
 
-__all__ = ["GMM", "DistributionTransformer", "LinearGaussian", "exact_posterior"]
+__all__ = ["GMM", "DistributionTransformer", "GMMHead", "LinearGaussian", "exact_posterior"]

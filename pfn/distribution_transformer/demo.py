@@ -10,10 +10,10 @@ from typing import Any
 import torch
 
 from pfn.checkpoint import load, read_manifest
-from pfn.dist.evaluation import kl_monte_carlo
-from pfn.dist.exact import exact_posterior
-from pfn.dist.gmm import GMM
-from pfn.dist.observations import LinearGaussian
+from pfn.distribution_transformer.evaluation import kl_monte_carlo
+from pfn.distribution_transformer.exact import exact_posterior
+from pfn.distribution_transformer.gmm import GMM
+from pfn.distribution_transformer.observations import LinearGaussian
 
 KL_DRAWS = 20_000
 
@@ -100,7 +100,7 @@ def plot_dist_demo(out_dir: Path, stages: list[tuple[str, GMM, GMM, GMM]], truth
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pfn.dist.plot import draw_ellipses
+    from pfn.distribution_transformer.plot import draw_ellipses
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(stages), figsize=(5 * len(stages), 4.6), squeeze=False)

@@ -1,6 +1,6 @@
 """Scoring a Distribution Transformer against the exact posterior: held-out tasks, Monte Carlo KL, tracking.
 
-Shared by `benchmarks/dist.py`, `pfn demo` (`pfn.dist.demo`) and the quality tests.
+Shared by `benchmarks/dist.py`, `pfn demo` (`pfn.distribution_transformer.demo`) and the quality tests.
 
 - `draw_tasks`: held-out tasks of a `priors.GMMTaskPrior` with varying measurement counts.
 - `score_tasks`: per task, KL(predicted || exact) by Monte Carlo beside KL(prior || exact), and
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import torch
 
-from pfn.dist.exact import exact_posterior
-from pfn.dist.gmm import GMM, mixture_log_prob
-from pfn.dist.model import DistributionTransformer
-from pfn.dist.observations import LinearGaussian
+from pfn.distribution_transformer.exact import exact_posterior
+from pfn.distribution_transformer.gmm import GMM, mixture_log_prob
+from pfn.distribution_transformer.model import DistributionTransformer
+from pfn.distribution_transformer.observations import LinearGaussian
 from priors.batch import Batch
 from priors.gmm import GMMTaskPrior, batch_posterior, split_component_rows
 
@@ -32,7 +32,7 @@ def draw_tasks(prior: GMMTaskPrior, n_tasks: int, max_context: int, seed: int) -
 
 
 def predict_rows(model: DistributionTransformer, batch: Batch) -> torch.Tensor:
-    """The model's posterior rows (`B x K x P`, see `pfn.heads.gmm.GMMHead`) of every task, `CHUNK` tasks per pass."""
+    """The model's posterior rows (`B x K x P`, see `GMMHead` in `head.py`) of every task, `CHUNK` tasks per pass."""
     c = batch.n_context
     with torch.no_grad():
         return torch.cat([model(batch.x[i:i + CHUNK], batch.y[i:i + CHUNK, :c], batch.context_mask[i:i + CHUNK])

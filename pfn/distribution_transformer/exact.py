@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from pfn.dist.gmm import GMM
-from pfn.dist.observations import LinearGaussian, problem, unbatched
+from pfn.distribution_transformer.gmm import GMM
+from pfn.distribution_transformer.observations import LinearGaussian, problem, unbatched
 from priors.gmm import mixture_posterior
 
 

@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from pfn.heads.gmm import gaussian_log_prob, mixture_log_prob
 from pfn.validation import as_float_tensor
 
 WEIGHT_SUM_TOL = 1e-4  # |sum(weights) - 1| allowed (float32 weights round)
 SYMMETRY_TOL = 1e-6  # allowed |cov - cov^T| relative to the largest |cov| entry
 
 __all__ = ["GMM", "gaussian_log_prob", "mixture_log_prob"]
+
+
+def gaussian_log_prob(z: torch.Tensor, means: torch.Tensor, scale_tril: torch.Tensor,
+                      dim_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Log-density of `z` under Gaussians `N(means, L L^T)`, or of the marginal of their leading dimensions.
+
+    Args:
+        z: `... x D` points (broadcast against `means`).
+        means: `... x D`.
+        scale_tril: `... x D x D` lower Cholesky factors with positive diagonals.
+        dim_mask: None (all dimensions) or `... x D` bool, True on a leading block of dimensions: the
+            density of their marginal (the leading block of `L` is the marginal's Cholesky factor).
+
+    Returns:
+        `...` log-densities.
+    """
+    r = torch.linalg.solve_triangular(scale_tril, (z - means).unsqueeze(-1), upper=False).squeeze(-1)
+    terms = -0.5 * (r**2 + math.log(2 * math.pi)) - scale_tril.diagonal(dim1=-2, dim2=-1).log()
+    if dim_mask is not None:
+        terms = torch.where(dim_mask, terms, terms.new_zeros(()))
+    return terms.sum(-1)
+
+
+def mixture_log_prob(z: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, scale_tril: torch.Tensor,
+                     dim_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Log-density of `z` (`... x D`) under mixtures (`log_weights`: `... x K`, `means`: `... x K x D`,
+    `scale_tril`: `... x K x D x D`); `dim_mask` (`... x D`) as in `gaussian_log_prob`. Returns `...`."""
+    mask = None if dim_mask is None else dim_mask.unsqueeze(-2)
+    return torch.logsumexp(log_weights + gaussian_log_prob(z.unsqueeze(-2), means, scale_tril, mask), dim=-1)
 
 
 class GMM:

@@ -1,20 +1,19 @@
-"""The Gaussian-mixture head: turns component-token states into a refinement of the prior mixture.
+"""The Gaussian-mixture head `"gmm"`: turns component-token states into a refinement of the prior mixture.
 
-It serves the Distribution Transformer (`pfn.dist`, `ModelConfig.architecture="dist"`), which feeds it
-one state per prior component. The mixture densities below are engine-level math that `pfn.dist.GMM`
-builds on; this module imports nothing from `pfn.dist` (subpackages import the engine, never the
-reverse), so `distribution` returns a `torch.distributions.MixtureSameFamily`.
+It serves the Distribution Transformer (`ModelConfig.architecture="dist"`, `model.py` beside it), which feeds it
+one state per prior component. The head registers itself below with `@register_head("gmm")`; the engine
+finds this module through the `pfn.heads` entry point in `pyproject.toml` when a checkpoint names the head.
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
+from pfn.distribution_transformer.gmm import mixture_log_prob
 from pfn.heads.base import Head, register_head
 from priors.batch import Batch
 from priors.gmm import component_rows, split_component_rows, token_width
@@ -25,41 +24,12 @@ if TYPE_CHECKING:
 MAX_LOG_SCALE = 10.0  # a residual may rescale a Cholesky diagonal entry by at most exp(+-10)
 
 
-def gaussian_log_prob(z: torch.Tensor, means: torch.Tensor, scale_tril: torch.Tensor,
-                      dim_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Log-density of `z` under Gaussians `N(means, L L^T)`, or of the marginal of their leading dimensions.
-
-    Args:
-        z: `... x D` points (broadcast against `means`).
-        means: `... x D`.
-        scale_tril: `... x D x D` lower Cholesky factors with positive diagonals.
-        dim_mask: None (all dimensions) or `... x D` bool, True on a leading block of dimensions: the
-            density of their marginal (the leading block of `L` is the marginal's Cholesky factor).
-
-    Returns:
-        `...` log-densities.
-    """
-    r = torch.linalg.solve_triangular(scale_tril, (z - means).unsqueeze(-1), upper=False).squeeze(-1)
-    terms = -0.5 * (r**2 + math.log(2 * math.pi)) - scale_tril.diagonal(dim1=-2, dim2=-1).log()
-    if dim_mask is not None:
-        terms = torch.where(dim_mask, terms, terms.new_zeros(()))
-    return terms.sum(-1)
-
-
-def mixture_log_prob(z: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, scale_tril: torch.Tensor,
-                     dim_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Log-density of `z` (`... x D`) under mixtures (`log_weights`: `... x K`, `means`: `... x K x D`,
-    `scale_tril`: `... x K x D x D`); `dim_mask` (`... x D`) as in `gaussian_log_prob`. Returns `...`."""
-    mask = None if dim_mask is None else dim_mask.unsqueeze(-2)
-    return torch.logsumexp(log_weights + gaussian_log_prob(z.unsqueeze(-2), means, scale_tril, mask), dim=-1)
-
-
 @register_head("gmm")
 class GMMHead(Head):
     """Predicts a posterior mixture as a residual refinement of the prior's components, one per component token.
 
     Per component `k` (weight `w`, mean `m`, lower Cholesky factor `L` of its covariance, all in the
-    standard coordinates of `pfn.dist.whitening`) the head's raw outputs `r` (`forward`) give
+    standard coordinates of `whitening.py`) the head's raw outputs `r` (`forward`) give
 
     - weight: `log w' = log_softmax(log w + r_logit)` over the present components;
     - mean: `m' = m + L r_mean` (a shift in units of the component's own scale);
@@ -140,8 +110,8 @@ class GMMHead(Head):
 
     def distribution(self, params: torch.Tensor, **task: Any) -> MixtureSameFamily:
         """The mixture (batch shape `params.shape[:-2]`, event `max_latent_dim`) of posterior rows `params`
-        (`... x K x P`); `pfn.dist.GMM.from_scale_tril(*split_component_rows(params, D))` gives the same
-        mixture as a `GMM`."""
+        (`... x K x P`); `GMM.from_scale_tril(*split_component_rows(params, D))` gives the same mixture as a
+        `GMM`."""
         log_w, means, tril = split_component_rows(params.double(), self.latent_dim)
         return MixtureSameFamily(Categorical(logits=log_w, validate_args=False),
                                  MultivariateNormal(means, scale_tril=tril, validate_args=False),

@@ -3,12 +3,13 @@
 The prior's components are tokens (log-weight, mean, Cholesky entries); every layer lets them
 attend to each other and to the measurement tokens (each embeds one scalar measurement with its
 row of the observation matrix and its noise, so the model knows the likelihood), then applies an
-MLP. The `GMMHead` (`pfn.heads.gmm`) reads each component's state as a residual refinement of that
+MLP. The `GMMHead` (`head.py`) reads each component's state as a residual refinement of that
 component, zero at initialisation: an untrained model returns its prior. Everything runs in the
-prior's standard coordinates (`pfn.dist.whitening`), so one model serves priors of any location
+prior's standard coordinates (`whitening.py`), so one model serves priors of any location
 and scale; whitening, the refinement and the way back are float64.
 
-It is the engine's `architecture="dist"`: `pfn.train` trains it on `priors.GMMTaskPrior` batches
+It registers itself below as `architecture="dist"` (declared as an entry point in `pyproject.toml`, so
+`pfn.load` finds it without this wing being imported first): `pfn.train` trains it on `priors.GMMTaskPrior` batches
 (token layout in `priors.gmm`), checkpoints and `pfn.load` rebuild it, and `posterior(prior,
 observations, obs_model)` is the user-facing call.
 """
@@ -26,9 +27,9 @@ from torch import nn
 from pfn.architectures import register_architecture
 from pfn.attention import attention
 from pfn.config import ModelConfig
-from pfn.dist.gmm import GMM
-from pfn.dist.observations import LinearGaussian, problem, unbatched
-from pfn.dist.whitening import Whitening
+from pfn.distribution_transformer.gmm import GMM
+from pfn.distribution_transformer.observations import LinearGaussian, problem, unbatched
+from pfn.distribution_transformer.whitening import Whitening
 from pfn.heads import head_class
 from pfn.transformer import zero_padding
 from priors.batch import Batch

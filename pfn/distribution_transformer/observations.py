@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from pfn.dist.gmm import GMM
+from pfn.distribution_transformer.gmm import GMM
 from pfn.validation import as_float_tensor
 
 
@@ -87,9 +87,10 @@ def problem(prior: GMM, observations: Any, obs_model: LinearGaussian) -> Problem
         ValueError: for mismatched dimensions or batch sizes.
     """
     if not isinstance(prior, GMM):
-        raise TypeError(f"prior must be a pfn.dist.GMM, got {type(prior).__name__}")
+        raise TypeError(f"prior must be a pfn.distribution_transformer.GMM, got {type(prior).__name__}")
     if not isinstance(obs_model, LinearGaussian):
-        raise TypeError(f"obs_model must be a pfn.dist.LinearGaussian, got {type(obs_model).__name__}")
+        raise TypeError(f"obs_model must be a pfn.distribution_transformer.LinearGaussian, got "
+                        f"{type(obs_model).__name__}")
     o, d = obs_model.obs_dim, obs_model.latent_dim
     if d != prior.dim:
         raise ValueError(f"the observation matrix has {d} columns but the prior has {prior.dim} dimensions")

@@ -2,12 +2,13 @@
 
 A head is an `nn.Module` subclass of `pfn.heads.base.Head`, registered under the name that
 `ModelConfig.head` selects. Nothing outside a head's own module branches on its kind: a new
-head (say, a Gaussian mixture) is one new module with `@register_head("name")`.
+head is one new module with `@register_head("name")`. A wing's head lives in the wing and is declared
+as a `pfn.heads` entry point in `pyproject.toml` (the Distribution Transformer's `"gmm"` head:
+`pfn.distribution_transformer.head`), so the engine finds it without importing the wing.
 """
 
 from pfn.heads.bar import BarHead
 from pfn.heads.base import HEADS, Head, head_class, register_head
 from pfn.heads.classification import ClassificationHead
-from pfn.heads.gmm import GMMHead
 
-__all__ = ["HEADS", "BarHead", "ClassificationHead", "GMMHead", "Head", "head_class", "register_head"]
+__all__ = ["HEADS", "BarHead", "ClassificationHead", "Head", "head_class", "register_head"]

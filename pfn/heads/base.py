@@ -1,4 +1,8 @@
-"""The head protocol and the registry of heads by name."""
+"""The head protocol and the registry of heads by name.
+
+A wing's head is declared as an entry point of group `pfn.heads` (`pfn.registry`), so the engine
+finds it without importing the wing.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from pfn.registry import lookup
 from priors.batch import Batch
 
 if TYPE_CHECKING:
     from pfn.config import ModelConfig
 
 HEADS: dict[str, type[Head]] = {}
+ENTRY_POINT_GROUP = "pfn.heads"
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
@@ -25,10 +31,9 @@ def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
 
 
 def head_class(name: str) -> type[Head]:
-    """The head class registered under `name`; raises a ValueError naming the known heads."""
-    if name not in HEADS:
-        raise ValueError(f"head {name!r} is not supported; use one of {tuple(sorted(HEADS))}")
-    return HEADS[name]
+    """The head class registered under `name`, or declared by a wing's `pfn.heads` entry point (its module is
+    imported then); raises a ValueError naming the known heads."""
+    return lookup(HEADS, ENTRY_POINT_GROUP, "head", name)
 
 
 class Head(nn.Module):
