@@ -354,13 +354,36 @@ class RiemannDistribution:
         """`_rowwise(fn, *inputs)` for a row function with one value per row: `batch_shape`."""
         return self._rowwise(fn, *inputs).reshape(self.batch_shape)
 
-    def _standardise(self, y: torch.Tensor | float) -> torch.Tensor:
-        """`y` in value units (broadcast to `batch_shape`) as standardised values in the working dtype."""
+    def _broadcast(self, t: torch.Tensor, name: str) -> torch.Tensor:
+        """`t` expanded to `batch_shape`, or a `ValueError` naming `name` and both shapes."""
+        try:  # numpy's: torch.broadcast_shapes imports sympy on first use
+            fits = np.broadcast_shapes(t.shape, self.batch_shape) == tuple(self.batch_shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"{name} of shape {tuple(t.shape)} does not broadcast to the distribution's batch shape "
+                             f"{tuple(self.batch_shape)}; pass a scalar, one value per distribution, or a shape that "
+                             "broadcasts (e.g. size 1 along a batch dimension)")
+        return t.expand(self.batch_shape)
+
+    def _standardise(self, y: torch.Tensor | float, name: str = "y") -> torch.Tensor:
+        """`y` in value units (broadcast to `batch_shape`) as standardised values in the working dtype.
+
+        Raises a `ValueError` naming `name` if `y` does not broadcast to `batch_shape`.
+        """
         dtype, device = self.log_probs.dtype, self.log_probs.device
         if self.loc is None:
-            return torch.as_tensor(y, dtype=dtype, device=device).expand(self.batch_shape)
-        y = torch.as_tensor(y, dtype=torch.float64, device=device)
-        return ((y - self.loc) / self.scale).to(dtype).expand(self.batch_shape)
+            return self._broadcast(torch.as_tensor(y, dtype=dtype, device=device), name)
+        y = self._broadcast(torch.as_tensor(y, dtype=torch.float64, device=device), name)
+        return ((y - self.loc) / self.scale).to(dtype)
+
+    def _standardised_best(self, best: torch.Tensor | float) -> torch.Tensor:
+        """`best` standardised as `_standardise` does, or a `ValueError` if any entry is NaN."""
+        t = torch.as_tensor(best)
+        if t.is_floating_point() and bool(torch.isnan(t).any()):
+            raise ValueError(f"best contains NaN ({int(torch.isnan(t).sum())} of {t.numel()} values): give the "
+                             "incumbent value to improve on (e.g. the best finite observation so far)")
+        return self._standardise(best, "best")
 
     def _to_values(self, z: torch.Tensor) -> torch.Tensor:
         """Standardised values `z` (any `... x batch_shape`) in value units: `loc + scale * z`, float64."""
@@ -374,19 +397,25 @@ class RiemannDistribution:
     def log_prob(self, y: torch.Tensor | float) -> torch.Tensor:
         """Log density at `y` (broadcast to `batch_shape`); returns `batch_shape`.
 
-        Right-continuous: at a border, the density of the piece above it.
+        Right-continuous: at a border, the density of the piece above it. A `y` whose shape does
+        not broadcast to `batch_shape` raises a `ValueError` naming both shapes.
         """
         lp = self._stat(_log_prob_rows, self._standardise(y))
         return lp if self.scale is None else lp.double() - self.scale.log()
 
     def cdf(self, y: torch.Tensor | float) -> torch.Tensor:
-        """P(Y <= y) at `y` (broadcast to `batch_shape`); returns `batch_shape`."""
+        """P(Y <= y) at `y` (broadcast to `batch_shape`, as in `log_prob`); returns `batch_shape`."""
         return self._stat(_cdf_rows, self._standardise(y))
 
     def icdf(self, q: torch.Tensor | float) -> torch.Tensor:
-        """The `q`-quantile (inverse of `cdf`), shape `batch_shape`; `q` in (0, 1), broadcast to `batch_shape`."""
-        q = torch.as_tensor(q, dtype=self.log_probs.dtype, device=self.log_probs.device)
-        return self._to_values(self._stat(_icdf_rows, q.clamp(1e-7, 1.0 - 1e-7).expand(self.batch_shape)))
+        """The `q`-quantile (inverse of `cdf`), shape `batch_shape`.
+
+        `q` is broadcast to `batch_shape` and must lie in `[0, 1]` (levels closer than `1e-7` to 0
+        or 1 are clamped there: the outermost quantiles are finite); anything else, NaN
+        included, raises a `ValueError`.
+        """
+        q = self._broadcast(check_probabilities(q, "q").to(self.log_probs.device, self.log_probs.dtype), "q")
+        return self._to_values(self._stat(_icdf_rows, q.clamp(1e-7, 1.0 - 1e-7)))
 
     quantile = icdf
 
@@ -418,10 +447,13 @@ class RiemannDistribution:
     def expected_improvement(self, best: torch.Tensor | float, maximize: bool = True) -> torch.Tensor:
         """E[max(Y - best, 0)] (or E[max(best - Y, 0)] when minimising) at `best` (broadcast to `batch_shape`).
 
+        A NaN in `best` raises a `ValueError` (as in `log_expected_improvement` and
+        `probability_of_improvement`): there is no improvement over an unknown incumbent.
+
         Returns:
             A `batch_shape` tensor, non-negative.
         """
-        return self._scaled(self._stat(partial(_improvement_rows, maximize=maximize), self._standardise(best)))
+        return self._scaled(self._stat(partial(_improvement_rows, maximize=maximize), self._standardised_best(best)))
 
     def log_expected_improvement(self, best: torch.Tensor | float, maximize: bool = True) -> torch.Tensor:
         """The log of `expected_improvement`, summed in log space: `logsumexp` over the buckets of their
@@ -436,7 +468,7 @@ class RiemannDistribution:
         Returns:
             A `batch_shape` tensor (float64 with an affine, as `expected_improvement`).
         """
-        z = self._standardise(best)
+        z = self._standardised_best(best)
         if self.borders.dim() == 1 and z.numel() and bool((z == z.reshape(-1)[0]).all()):
             log_pieces = _signed_improvement_pieces(self.borders, z.reshape(-1)[0], maximize).clamp_min(0.0).log()
             out = self._stat(lambda lp, _: torch.logsumexp(lp + log_pieces, -1))
@@ -446,7 +478,7 @@ class RiemannDistribution:
 
     def probability_of_improvement(self, best: torch.Tensor | float, maximize: bool = True) -> torch.Tensor:
         """P(Y > best) (or P(Y < best) when minimising); shape `batch_shape`."""
-        c = self.cdf(best)
+        c = self._stat(_cdf_rows, self._standardised_best(best))
         return 1.0 - c if maximize else c
 
     def ucb(self, beta: float = 2.0, maximize: bool = True) -> torch.Tensor:
@@ -504,9 +536,19 @@ class RiemannDistribution:
         return f"RiemannDistribution(batch_shape={tuple(self.batch_shape)}, buckets={self.log_probs.shape[-1]}{affine})"
 
 
+def check_probabilities(q: torch.Tensor | float, name: str) -> torch.Tensor:
+    """`q` as a float64 tensor, or a `ValueError` naming `name` if any entry is outside `[0, 1]` or NaN."""
+    q = torch.as_tensor(q, dtype=torch.float64)
+    bad = ~((q >= 0.0) & (q <= 1.0))
+    if bool(bad.any()):
+        raise ValueError(f"{name} must be probabilities in [0, 1], got {float(q[bad][0])} ({int(bad.sum())} of "
+                         f"{q.numel()} values outside)")
+    return q
+
+
 def bar_nll(logits: torch.Tensor, borders: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Negative log density of `y` (`batch_shape`) under the bar distribution of `logits`."""
     return -RiemannDistribution(logits, borders).log_prob(y)
 
 
-__all__ = ["RiemannDistribution", "bar_nll", "borders_from_samples", "tail_borders"]
+__all__ = ["RiemannDistribution", "bar_nll", "borders_from_samples", "check_probabilities", "tail_borders"]

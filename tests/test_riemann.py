@@ -717,3 +717,47 @@ def test_statistics_have_the_finite_difference_gradient_in_the_logits(monkeypatc
         return statistics(RiemannDistribution(logits, borders).affine(loc, scale), y, q)[name]
 
     assert torch.autograd.gradcheck(statistic, (logits,))
+
+
+# --- inputs outside a statistic's domain -----------------------------------------------------
+
+def small_batch(affine: bool = False) -> RiemannDistribution:
+    dist = RiemannDistribution(torch.randn(3, 4, 10, generator=torch.Generator().manual_seed(0)),
+                               torch.linspace(0.0, 1.0, 11))
+    return dist.affine(2.0, 3.0) if affine else dist
+
+
+@pytest.mark.parametrize("q", [1.5, -0.1, math.nan, torch.tensor([0.2, 1.0 + 1e-6, 0.5, 0.5])])
+def test_icdf_refuses_probabilities_outside_unit_interval(q):
+    with pytest.raises(ValueError, match=r"q must be probabilities in \[0, 1\]"):
+        small_batch().icdf(q)
+
+
+def test_icdf_takes_the_ends_of_the_unit_interval_as_the_outermost_finite_quantiles():
+    dist = small_batch()
+    assert torch.equal(dist.icdf(0.0), dist.icdf(1e-7)) and torch.equal(dist.icdf(1.0), dist.icdf(1.0 - 1e-7))
+    assert torch.isfinite(dist.icdf(1.0)).all()
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("statistic", ["expected_improvement", "log_expected_improvement",
+                                       "probability_of_improvement"])
+def test_improvement_statistics_refuse_a_nan_best(statistic, affine):
+    fn = getattr(small_batch(affine), statistic)
+    for best in (math.nan, torch.tensor([0.5, math.nan, 0.5, 0.5])):
+        for maximize in (True, False):
+            with pytest.raises(ValueError, match="best contains NaN"):
+                fn(best, maximize=maximize)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("method", ["log_prob", "cdf", "expected_improvement", "icdf"])
+def test_inputs_that_do_not_broadcast_to_the_batch_shape_name_both_shapes(method, affine):
+    dist = small_batch(affine)
+    fn = getattr(dist, method)
+    value = 0.5 * torch.ones(5)
+    with pytest.raises(ValueError, match=r"of shape \(5,\) does not broadcast to the distribution's batch shape "
+                                         r"\(3, 4\)"):
+        fn(value)
+    for shape in ((), (4,), (3, 1), (1, 4), (3, 4)):  # broadcastable shapes keep working
+        assert fn(0.5 * torch.ones(shape)).shape == (3, 4)

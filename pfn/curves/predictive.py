@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from pfn.curves.normalize import CurveScale
-from pfn.riemann import RiemannDistribution
+from pfn.riemann import RiemannDistribution, check_probabilities
 
 MEAN_NODES = 64  # Gauss-Legendre nodes in the quantile level for the mean through a nonlinear map
 
@@ -92,8 +92,10 @@ class CurvePredictive:
 
     # --- statistics in metric units -------------------------------------------------------
     def quantile(self, q: torch.Tensor | float) -> torch.Tensor:
-        """The `q`-quantile of the metric (`batch_shape`); `q` in `(0, 1)`, broadcast to `batch_shape`."""
-        level = q if self.metric.direction == "maximize" else 1.0 - torch.as_tensor(q, dtype=torch.float64)
+        """The `q`-quantile of the metric (`batch_shape`); `q` in `[0, 1]` (else a `ValueError`), broadcast to
+        `batch_shape`."""
+        q = check_probabilities(q, "q")
+        level = q if self.metric.direction == "maximize" else 1.0 - q
         return self._unseen(self.scale.denormalize(self.normalized.icdf(level)))
 
     icdf = quantile
