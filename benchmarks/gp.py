@@ -52,7 +52,7 @@ from results_io import write_results  # sibling module: run as `python benchmark
 from tqdm import tqdm
 
 import pfn.checkpoint
-from pfn.gp_baseline import exact_latent_predictive, fit_type2_ml_gp, latent_predictive
+from pfn.gp.baseline import exact_latent_predictive, fit_type2_ml_gp, latent_predictive
 from pfn.model import PFN
 from priors import GPPrior, prior_from_dict
 from priors.hyperpriors import Fixed, Gamma, Hyperprior, LogNormal, Uniform
@@ -240,7 +240,7 @@ def oracle_predict(task: Task) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def ml2_predict(task: Task, failures: set[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latent predictive mean and variance (`M` each, float64) of a type-II ML GP (`pfn.gp_baseline`).
+    """Latent predictive mean and variance (`M` each, float64) of a type-II ML GP (`pfn.gp.baseline`).
 
     A BoTorch `SingleTaskGP` with the task's true kernel family: kernel hyperparameters
     maximise the marginal likelihood (no priors on them); the noise keeps BoTorch's default
@@ -394,7 +394,7 @@ def run_nuts(prior: GPPrior, tasks: list[Task], settings: NutsSettings) -> tuple
 MEMORY_SNIPPET = """
 import json, resource, sys, time, torch
 import pfn.checkpoint
-from pfn.gp_baseline import exact_latent_predictive, fit_type2_ml_gp, latent_predictive
+from pfn.gp.baseline import exact_latent_predictive, fit_type2_ml_gp, latent_predictive
 
 def peak_mib():
     # VmHWM is this process's own peak; ru_maxrss also carries the parent's peak across fork + exec.

@@ -1,33 +1,45 @@
-"""The `pfn` command: `train`, `ship`, `list`, `refit-tails`, `demo`.
+"""The `pfn` command: `train`, `reproduce`, `ship`, `list`, `refit-tails`, `demo`.
 
 A user error (a bad config, a refused resume, a damaged checkpoint) ends the command with a
-one-line message and exit status 1, not a traceback.
+one-line message and exit status 1, not a traceback. The engine's command line imports none of
+its uses: `pfn demo` runs the parts that the wings register under the entry-point group
+`pfn.demos` (pyproject.toml), in the order of their names.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+EXPERIMENT_DIR = CONFIG_DIR / "experiments"  # configs that no shipped model came from
+DEMO_GROUP = "pfn.demos"
+
+
+def config_names() -> list[str]:
+    """The names `pfn train NAME` knows: the configs of `pfn/configs/` and `pfn/configs/experiments/`, sorted."""
+    return sorted(p.stem for folder in (CONFIG_DIR, EXPERIMENT_DIR) for p in folder.glob("*.json"))
 
 
 def load_run_config(name_or_path: str) -> tuple[Path, dict[str, Any]]:
-    """Reads a training config (JSON with `prior`, `model`, `train`) by path or by name in `pfn/configs/`.
+    """Reads a training config (JSON with `prior`, `model`, `train`) by path, or by name in `pfn/configs/`
+    (the stages of the shipped models' recipes) or `pfn/configs/experiments/` (the others).
 
     Returns:
         The file's path and its content.
     """
     path = Path(name_or_path)
     if not path.is_file():
-        path = CONFIG_DIR / f"{name_or_path}.json"
+        named = (CONFIG_DIR / f"{name_or_path}.json", EXPERIMENT_DIR / f"{name_or_path}.json")
+        path = next((candidate for candidate in named if candidate.is_file()), named[0])
     if not path.is_file():
-        known = sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
-        raise SystemExit(f"pfn train: no config file {name_or_path!r} (a path, or one of {known})")
+        raise SystemExit(f"pfn train: no config file {name_or_path!r} (a path, or one of {config_names()})")
     try:
         cfg = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -56,6 +68,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     except (AttributeError, TypeError, ValueError) as err:
         given = f" (with the command-line overrides {overrides})" if overrides else ""
         raise SystemExit(f"pfn train: {path}{given} is not a valid config: {err}") from None
+    if args.init_parts is not None and train_cfg.init_from is None:
+        raise SystemExit(f"pfn train: --init-parts {args.init_parts} says which parts of a trained model to start "
+                         f"from, but {path} names none: add --init-from NAME|PATH (or init_from in its train section)")
+    if path.parent == EXPERIMENT_DIR:
+        print(f"{path.stem} is an experiment (pfn/configs/experiments/): no shipped model came from it; "
+              "`pfn reproduce NAME` replays a shipped model's recipe")
     out = Path(args.out or Path("runs") / path.stem)
     allow = [name for item in args.allow_change or [] for name in item.split(",") if name]
     model = train(prior, model_cfg, train_cfg, out, stop_after=args.stop_after, allow_change=allow)
@@ -89,10 +107,40 @@ def cmd_list(args: argparse.Namespace) -> None:
               f"{config['model']['n_layers']} layers x {config['model']['d_model']}, steps {rec.get('steps')}, "
               f"val NLL {val}; {len(lineage)} stage(s), {sum(tables_of(s) for s in lineage)} tables, "
               f"{cpu_hours(lineage):.2f} CPU hours in all (last on {rec.get('device')})")
-        if "command" in config:
-            print(f"  reproduce: {config['command']}")
+        print(f"  reproduce: {reproduce_line(name, config)}")
     if broken:
         raise SystemExit(f"pfn list: {len(broken)} shipped model(s) failed verification: {', '.join(broken)}")
+
+
+def reproduce_line(name: str, config: dict[str, Any]) -> str:
+    """How `pfn list` says to reproduce the shipped model `name`: its recipe's one command, or else the command
+    recorded in its checkpoint `config` (or "-" without either)."""
+    from pfn.recipe import find_recipe, load_recipe
+
+    if find_recipe(name) is None:
+        return config.get("command", "-")
+    recipe = load_recipe(name)
+    note = f"; {recipe.note}" if recipe.note else ""
+    return (f"pfn reproduce {name}  # {len(recipe.stages)} commands from pfn/recipes/{recipe.path.name} "
+            f"(--dry-run prints them){note}")
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from pfn.recipe import load_recipe, recipe_commands, stage_argv
+
+    recipe = load_recipe(args.recipe)
+    for stage in recipe.stages:  # every config resolves before anything runs
+        if "train" in stage:
+            load_run_config(stage["train"])
+    if args.dry_run:
+        note = f": {recipe.note}" if recipe.note else ""
+        print("\n".join([f"# {recipe.path}{note}", *recipe_commands(recipe, args.device, args.force)]))
+        return
+    command = shlex.join(["pfn", "reproduce", args.recipe, *(["--device", args.device] if args.device else [])])
+    for i, stage in enumerate(recipe.stages, 1):
+        argv = stage_argv(recipe, stage, args.device, args.force)
+        print(f"[{i}/{len(recipe.stages)}] pfn {shlex.join(argv)}", flush=True)
+        main(argv + (["--command", command] if argv[0] == "ship" else []))
 
 
 def cmd_ship(args: argparse.Namespace) -> None:
@@ -105,8 +153,9 @@ def cmd_ship(args: argparse.Namespace) -> None:
     if (dest.exists() or args.name in read_manifest()["models"]) and not args.force:
         raise SystemExit(f"pfn ship: a shipped model {args.name!r} exists already ({dest}); pass --force to replace it")
     model = load(Path(args.run))  # verifies the run before anything is written
-    model.info["command"] = args.command or (f"pfn train {args.config or args.name} --out {args.run} && "
-                                             f"pfn ship {args.run} {args.name}")
+    config = f" --config {args.config}" if args.config else ""
+    model.info["command"] = args.reproduce_command or (f"pfn train {args.config or args.name} --out {args.run} && "
+                                                       f"pfn ship {args.run} {args.name}{config}")
     shutil.rmtree(dest, ignore_errors=True)
     save_checkpoint(model, dest)
     write_manifest([args.name])
@@ -122,6 +171,9 @@ def cmd_refit_tails(args: argparse.Namespace) -> None:
     from pfn.training import prior_targets
     from priors import prior_from_dict
 
+    if args.samples is not None and args.samples < 1:
+        raise SystemExit(f"pfn refit-tails: --samples {args.samples}: draw at least 1 prior target (default: the "
+                         "config's border_samples)")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"pfn refit-tails: {out} exists and is not empty; choose a new folder")
@@ -143,36 +195,44 @@ def cmd_refit_tails(args: argparse.Namespace) -> None:
           f"(inner borders and weights unchanged); wrote {out}")
 
 
+def demo_out_dir(out: str) -> Path:
+    """The folder for the demo's plots, created if missing; a one-line error, before any part runs, when it
+    is a file or cannot be created or written."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise SystemExit(f"pfn demo: --out {out} is a file; give a folder for the demo's plots (created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SystemExit(f"pfn demo: cannot create the folder --out {out} for the demo's plots: {err}") from None
+    if not os.access(path, os.W_OK):
+        raise SystemExit(f"pfn demo: the folder --out {out} is not writable; give another folder for the plots")
+    return path
+
+
+def demo_parts() -> list[Any]:
+    """The installed `pfn demo` parts (entry points of the group `pfn.demos`), in the order of their names."""
+    from importlib.metadata import entry_points
+
+    parts = sorted(entry_points(group=DEMO_GROUP), key=lambda part: part.name)
+    if not parts:
+        raise SystemExit(f"pfn demo: no demo parts are installed (entry-point group {DEMO_GROUP!r}); "
+                         "reinstall the package (pip install -e .)")
+    return parts
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
-    from pfn.checkpoint import read_manifest
-    from pfn.curves.demo import run_curves_demo
-    from pfn.demo import run_demo
-    from pfn.dist.demo import run_dist_demo
-    from pfn.linreg.demo import run_linreg_demo
-    from pfn.tabular.demo import run_tabular_demo
-
-    run_demo(Path(args.out))
-    run_tabular_demo()
-    shipped = read_manifest()["models"]
-    if "lcpfn" in shipped:
-        run_curves_demo(Path(args.out))
-    else:
-        print("\nLearning curves: skipped, pretrained/lcpfn is not shipped")
-    if "bo" in shipped:
-        from bo.demo import run_bo_demo
-
-        run_bo_demo(Path(args.out))
-    else:
-        print("\nBayesian optimisation: skipped, pretrained/bo is not shipped")
-    run_linreg_demo(Path(args.out))  # these two say so and skip themselves when their model is not shipped
-    run_dist_demo(Path(args.out))
+    out = demo_out_dir(args.out)
+    for part in demo_parts():
+        part.load()(out)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pfn", description="Prior-data fitted networks.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a PFN from a JSON config (resumes the run in --out)")
-    p.add_argument("config", help="path to a JSON config, or a name in pfn/configs (e.g. gp)")
+    p.add_argument("config", help="path to a JSON config, or a name in pfn/configs or pfn/configs/experiments "
+                                   "(e.g. gp)")
     p.add_argument("--out", help="run folder (default runs/<config name>); resumes the run it holds, which must "
                                  "have the same config (see --allow-change)")
     p.add_argument("--steps", type=int, help="override the number of steps")
@@ -188,6 +248,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="resume the run in --out although FIELD (a train field such as steps or lr, or prior) "
                         "differs; recorded in the run's record (repeat or comma-separate for several)")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("reproduce", help="replay the recipe of a shipped model (pfn/recipes/NAME.json): every "
+                                         "training stage and ship, as they were run, from committed configs")
+    p.add_argument("recipe", help="a shipped model's name (e.g. gp), or the path of a recipe JSON file")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, one per stage, and run nothing")
+    p.add_argument("--device", help="train every stage on this device (auto, cpu, cuda) instead of the configs'")
+    p.add_argument("--force", action="store_true", help="let every ship stage replace a shipped model of the name")
+    p.set_defaults(func=cmd_reproduce)
     p = sub.add_parser("list", help="list shipped models (verified) with their training records")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("ship", help="copy a trained checkpoint into pretrained/ and update the manifest")
@@ -195,8 +262,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="name of the shipped model (folder in pretrained/): lowercase letters, digits, - and _")
     p.add_argument("--force", action="store_true", help="replace a shipped model of the same name")
     p.add_argument("--config", help="config the run was trained with (default: NAME)")
-    p.add_argument("--command", help="the full command that reproduces the run, if not the default "
-                                     "'pfn train CONFIG --out RUN && pfn ship RUN NAME'")
+    p.add_argument("--command", dest="reproduce_command",
+                   help="the full command that reproduces the run, if not the default "
+                        "'pfn train CONFIG --out RUN && pfn ship RUN NAME [--config CONFIG]'")
     p.set_defaults(func=cmd_ship)
     p = sub.add_parser("refit-tails", help="refit a bar-head model's two tail scales to the mean of its prior's "
                                            "targets beyond the outer buckets (weights unchanged)")
@@ -207,8 +275,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the shipped models at work: GP-PFN on a signal, tabular classifier on a table, "
                                    "LC-PFN on training runs, PFN-BO on a tuning task, in-context linear regression "
                                    "against ridge and OLS, Distribution Transformer against the exact posterior "
-                                   "(plots in --out)")
-    p.add_argument("--out", default="demo_output", help="folder for the plot")
+                                   "(the parts installed under the entry-point group pfn.demos, in the order of "
+                                   "their names; plots in --out)")
+    p.add_argument("--out", default="demo_output",
+                   help="folder for the demo's plots, one PNG per part (created if missing; default demo_output)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -12,7 +12,7 @@ from test_training import MODEL, PRIOR, TRAIN, assert_same_weights, state_of
 
 import pfn
 import pfn.checkpoint as ckpt
-from pfn.cli import CONFIG_DIR, load_run_config, main
+from pfn.cli import _parser, config_names, load_run_config, main
 from pfn.riemann import tail_borders
 from pfn.training import prior_targets
 
@@ -131,6 +131,14 @@ def test_bad_train_settings_exit_with_one_line(tmp_path, pretrained, args, train
     fails(["train", str(write_config(tmp_path, **train)), "--out", str(tmp_path / "out"), *args], match)
 
 
+def test_init_parts_without_init_from_is_refused_before_training(tmp_path):
+    out = tmp_path / "out"
+    for parts in ("deepen", "all"):
+        fails(["train", str(write_config(tmp_path)), "--out", str(out), "--init-parts", parts],
+              f"pfn train: --init-parts {parts} .* names none: add --init-from")
+    assert not out.exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_on_a_cpu_build_exits_with_one_line(tmp_path):
     fails(["train", str(write_config(tmp_path)), "--out", str(tmp_path / "out"), "--device", "cuda"],
@@ -171,6 +179,14 @@ def test_refit_tails_changes_only_the_outer_borders_to_the_priors_tail_means(tmp
     fails(["refit-tails", str(bare), "--out", str(tmp_path / "x")], "not a bar-head model with its training prior")
 
 
+@pytest.mark.parametrize("samples", ["0", "-5"])
+def test_refit_tails_refuses_fewer_than_one_sample(tmp_path, tiny_pfn, samples):
+    run = ckpt.save_checkpoint(tiny_pfn, tmp_path / "run")
+    fails(["refit-tails", str(run), "--out", str(tmp_path / "refit"), "--samples", samples],
+          f"pfn refit-tails: --samples {samples}: draw at least 1 prior target")
+    assert not (tmp_path / "refit").exists()
+
+
 # --- ship and list ------------------------------------------------------------------------------
 
 def test_ship_refuses_names_that_are_not_identifiers(tmp_path, tiny_pfn, pretrained):
@@ -193,6 +209,25 @@ def test_ship_replaces_a_shipped_model_only_with_force(tmp_path, tiny_pfn, pretr
     assert torch.equal(pfn.load("tiny").head.proj.bias, tiny_pfn.head.proj.bias)
 
 
+def test_ship_of_a_missing_run_says_which_command_and_path_failed(tmp_path, pretrained):
+    message = fails(["ship", str(tmp_path / "nowhere"), "tiny"], "^pfn ship: ")
+    assert "None" not in message and str(tmp_path / "nowhere") in message
+    assert list(pretrained.iterdir()) == []
+
+
+def test_ship_records_the_config_in_the_command_it_lists(tmp_path, tiny_pfn, pretrained, capsys):
+    run = ckpt.save_checkpoint(tiny_pfn, tmp_path / "run")
+    main(["ship", str(run), "tiny", "--config", "lcpfn-small"])
+    assert pfn.load("tiny").info["command"] == (f"pfn train lcpfn-small --out {run} && "
+                                                f"pfn ship {run} tiny --config lcpfn-small")
+    main(["ship", str(run), "other", "--command", "make other"])
+    assert pfn.load("other").info["command"] == "make other"
+    capsys.readouterr()
+    main(["list"])
+    assert f"  reproduce: pfn train lcpfn-small --out {run} && pfn ship {run} tiny --config lcpfn-small" in \
+        capsys.readouterr().out
+
+
 def test_list_reports_a_corrupt_manifest_and_a_missing_model(tmp_path, tiny_pfn, pretrained, capsys):
     main(["ship", str(ckpt.save_checkpoint(tiny_pfn, tmp_path / "run")), "tiny"])
     main(["ship", str(tmp_path / "run"), "gone"])
@@ -207,7 +242,7 @@ def test_list_reports_a_corrupt_manifest_and_a_missing_model(tmp_path, tiny_pfn,
     fails(["list"], f"pfn list: {pretrained / 'MANIFEST.json'} is not a valid manifest")
 
 
-@pytest.mark.parametrize("config", sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
+@pytest.mark.parametrize("config", config_names())
 def test_every_shipped_training_config_builds_its_prior_model_and_a_batch(config):
     from pfn.architectures import build_model
     from pfn.config import ModelConfig, TrainConfig
@@ -224,3 +259,47 @@ def test_every_shipped_training_config_builds_its_prior_model_and_a_batch(config
     border_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "border_samples": 4 * model_cfg.n_buckets})
     head_state = initial_head_state(prior, model_cfg, border_cfg, torch.device("cpu"))
     assert build_model(model_cfg, head_state).config == model_cfg
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def no_demo_parts(monkeypatch) -> list[str]:
+    """`pfn demo` parts replaced by none; the list records any lookup of them."""
+    import pfn.cli
+
+    looked_up: list[str] = []
+    monkeypatch.setattr(pfn.cli, "demo_parts", lambda: looked_up.append("parts") or [])
+    return looked_up
+
+
+def test_demo_refuses_an_out_that_is_a_file_before_running_any_part(tmp_path, no_demo_parts):
+    (tmp_path / "plot.png").write_text("x")
+    fails(["demo", "--out", str(tmp_path / "plot.png")], r"pfn demo: --out .*plot\.png is a file; give a folder")
+    fails(["demo", "--out", str(tmp_path / "plot.png" / "sub")], "pfn demo: cannot create the folder --out")
+    assert no_demo_parts == []
+    main(["demo", "--out", str(tmp_path / "new" / "plots")])
+    assert (tmp_path / "new" / "plots").is_dir() and no_demo_parts == ["parts"]
+
+
+def test_demo_out_help_says_it_is_a_folder_of_plots():
+    demo = next(a for a in _parser()._subparsers._group_actions[0].choices["demo"]._actions if a.dest == "out")
+    assert demo.help.startswith("folder for the demo's plots")
+
+
+# --- the README's command-line section ------------------------------------------------------------
+
+def readme_usage(command: str) -> str:
+    """The usage line of `pfn COMMAND` in the README's command-line section."""
+    section = (Path(__file__).resolve().parent.parent / "README.md").read_text().split("## Command line")[1]
+    match = re.search(rf"^- `pfn {command}( [^`]*)?`", section.split("\n## ")[0], flags=re.MULTILINE)
+    assert match, f"the README's command-line section has no usage line for pfn {command}"
+    return match.group(0)
+
+
+@pytest.mark.parametrize("command", sorted(_parser()._subparsers._group_actions[0].choices))
+def test_readme_usage_lists_every_option_of_every_command(command):
+    options = [a.option_strings[-1] for a in _parser()._subparsers._group_actions[0].choices[command]._actions
+               if a.option_strings and a.dest != "help"]
+    usage = readme_usage(command)
+    assert all(option in usage for option in options), (usage, options)

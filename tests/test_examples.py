@@ -24,9 +24,9 @@ def test_custom_prior_example_runs_in_quick_mode(tmp_path):
 
 @needs_gp
 def test_demo_fits_real_signal_and_writes_plot(tmp_path):
-    from pfn.demo import run_demo
+    from pfn.gp.demo import run_gp_demo
 
-    result = run_demo(tmp_path)
+    result = run_gp_demo(tmp_path)
     assert (tmp_path / "demo_gp.png").stat().st_size > 10_000
     # Petal width has a standard deviation of 0.76 cm; both models explain most of it.
     assert result["rmse_pfn"] < 0.3

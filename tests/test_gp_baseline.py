@@ -3,7 +3,7 @@
 import gpytorch
 import torch
 
-from pfn.gp_baseline import exact_latent_predictive, fit_type2_ml_gp, latent_predictive
+from pfn.gp.baseline import exact_latent_predictive, fit_type2_ml_gp, latent_predictive
 from priors import GPPrior
 
 

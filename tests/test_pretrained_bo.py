@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from pfn.checkpoint import load, read_manifest
-from pfn.gp_baseline import fit_type2_ml_gp, latent_predictive
+from pfn.gp.baseline import fit_type2_ml_gp, latent_predictive
 from priors import BOPrior
 
 pytestmark = pytest.mark.skipif("bo" not in read_manifest()["models"], reason="pretrained/bo is not shipped")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pfn.checkpoint import load, read_manifest
-from pfn.gp_baseline import exact_latent_predictive
+from pfn.gp.baseline import exact_latent_predictive
 from priors import prior_from_dict
 
 # Share of the way from the prior-only predictive N(0, outputscale) to the oracle posterior

@@ -10,10 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WINGS = ("pfn.tabular", "pfn.curves", "pfn.linreg", "pfn.distribution_transformer", "pfn.dist", "pfn.gp", "bo")
-# `pfn demo` still composes the wings inside the engine's CLI; moving it out is another item of issue 20.
-STILL_IMPORTING_WINGS = {"cli.py"}
-ENGINE = sorted(path for path in [*(ROOT / "pfn").glob("*.py"), *(ROOT / "pfn" / "heads").glob("*.py")]
-                if path.name not in STILL_IMPORTING_WINGS)
+ENGINE = sorted([*(ROOT / "pfn").glob("*.py"), *(ROOT / "pfn" / "heads").glob("*.py")])
 
 
 def imported_modules(tree: ast.Module, inside_functions: bool) -> set[str]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pfn.checkpoint import read_manifest
 
 
 def run_tabular_demo(model_path: str | None = None, seed: int = 0) -> dict[str, dict[str, float]]:
@@ -45,3 +48,13 @@ def run_tabular_demo(model_path: str | None = None, seed: int = 0) -> dict[str, 
         r = results[name]
         print(f"{name:>22} | {r['accuracy']:8.3f} {r['roc_auc']:8.4f} {r['log_loss']:8.3f} | {seconds * 1000:9.0f} ms")
     return results
+
+
+def run_tabular_demo_part(out_dir: Path) -> dict[str, dict[str, float]]:
+    """The `pfn demo` part (entry point `pfn.demos`): `run_tabular_demo` with the shipped classifier; it writes
+    no plot into `out_dir`. Returns its results, or nothing when `pretrained/tabular-clf` is not shipped (the
+    part says so and is skipped)."""
+    if "tabular-clf" not in read_manifest()["models"]:
+        print("\nTables: skipped, pretrained/tabular-clf is not shipped")
+        return {}
+    return run_tabular_demo()
