@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from pfn.architectures import architecture_class
 from pfn.heads import head_class
@@ -28,6 +30,49 @@ class _Config:
         if unknown:
             raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(known)}")
         return cls(**d)
+
+    def _check_fields(self, minimums: dict[str, float]) -> None:
+        """Checks the type of every integer, float and boolean field, taking a whole float (60.0) as its
+        int, and the lower bounds `minimums` (field name -> smallest value allowed).
+
+        Raises:
+            TypeError: naming the field, for a value of another type ("60", or true for a count).
+            ValueError: naming the field, for a float that is not whole where a count is wanted (60.5),
+                a float that is not finite, or a value below its bound.
+        """
+        hints = get_type_hints(type(self))
+        for f in fields(self):
+            name = f"{type(self).__name__}.{f.name}"
+            object.__setattr__(self, f.name, _checked_value(name, getattr(self, f.name), hints[f.name]))
+        low = [f"{k}={getattr(self, k)} must be >= {bound}" for k, bound in minimums.items()
+               if getattr(self, k) is not None and getattr(self, k) < bound]
+        if low:
+            raise ValueError(f"{type(self).__name__}: {'; '.join(low)}")
+
+
+def _checked_value(name: str, value: Any, hint: Any) -> Any:
+    """`value` of field `name` as its type `hint` (int, float or bool, or None where the hint allows it)
+    wants it; values of other hints as they are."""
+    kinds = set(get_args(hint)) or {hint}
+    if value is None and type(None) in kinds:
+        return value
+    kinds.discard(type(None))
+    if kinds == {bool}:
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be true or false, got {value!r}")
+        return value
+    if kinds not in ({int}, {float}):
+        return value
+    what = "a whole number" if kinds == {int} else "a number"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+    if kinds == {float}:
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        return float(value)
+    if not isinstance(value, numbers.Integral) and not float(value).is_integer():
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -70,6 +115,8 @@ class ModelConfig(_Config):
     max_latent_dim: int = 2
 
     def __post_init__(self) -> None:
+        self._check_fields({"max_features": 1, "d_model": 1, "n_layers": 1, "n_heads": 1, "d_ff": 1, "n_buckets": 3,
+                            "max_classes": 2, "max_components": 1, "max_latent_dim": 1})
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.feature_encoding not in FEATURE_ENCODINGS:
@@ -77,10 +124,6 @@ class ModelConfig(_Config):
                              f"{FEATURE_ENCODINGS}")
         head_class(self.head)  # raises for an unknown head
         architecture_class(self.architecture)  # raises for an unknown architecture
-        sizes = (self.max_features, self.n_layers, self.d_ff, self.max_components, self.max_latent_dim)
-        if min(sizes) < 1 or self.n_buckets < 3 or self.max_classes < 2:
-            raise ValueError("max_features, n_layers, d_ff, max_components and max_latent_dim must be >= 1, "
-                             "n_buckets >= 3 and max_classes >= 2")
 
 
 INIT_PARTS = ("auto", "all", "transformer", "deepen")
@@ -149,18 +192,14 @@ class TrainConfig(_Config):
     init_parts: str = "auto"
 
     def __post_init__(self) -> None:
+        self._check_fields({"steps": 1, "batch_size": 1, "accumulate": 1, "warmup_steps": 0, "checkpoint_every": 1,
+                            "val_every": 1, "val_batches": 1, "border_samples": 1, "weight_decay": 0})
         if not 1 <= self.min_context <= self.max_context < self.n_points:
             raise ValueError(f"need 1 <= min_context <= max_context < n_points (at least one query), got min_context="
                              f"{self.min_context}, max_context={self.max_context}, n_points={self.n_points}")
         if not 1 <= self.min_features <= self.max_features:
             raise ValueError(f"need 1 <= min_features <= max_features, got {self.min_features} and {self.max_features}")
-        counts = {name: getattr(self, name) for name in ("steps", "batch_size", "accumulate", "checkpoint_every",
-                                                         "val_every", "val_batches", "border_samples")}
-        bad = {name: value for name, value in counts.items() if value < 1}
-        if bad:
-            raise ValueError(f"{', '.join(f'{k}={v}' for k, v in bad.items())}: must be >= 1")
-        if self.warmup_steps < 0 or not self.lr > 0 or not self.grad_clip > 0:
-            raise ValueError(f"need warmup_steps >= 0, lr > 0 and grad_clip > 0, got {self.warmup_steps}, {self.lr} "
-                             f"and {self.grad_clip}")
+        if not self.lr > 0 or not self.grad_clip > 0:
+            raise ValueError(f"need lr > 0 and grad_clip > 0, got {self.lr} and {self.grad_clip}")
         if self.init_parts not in INIT_PARTS:
             raise ValueError(f"init_parts={self.init_parts!r} is not one of {INIT_PARTS}")

@@ -347,7 +347,9 @@ def test_a_classifier_refuses_a_prior_without_class_counts(tmp_path):
         ({"steps": 0}, "steps=0"),
         ({"accumulate": 0}, "accumulate=0"),
         ({"checkpoint_every": 0}, "checkpoint_every=0"),
-        ({"val_every": 0, "val_batches": 0}, "val_every=0, val_batches=0: must be >= 1"),
+        ({"val_every": 0, "val_batches": 0}, "val_every=0 must be >= 1; val_batches=0 must be >= 1"),
+        ({"warmup_steps": -1}, "warmup_steps=-1 must be >= 0"),
+        ({"weight_decay": -0.1}, "weight_decay=-0.1 must be >= 0"),
         ({"lr": 0.0}, "lr > 0"),
         ({"init_parts": "head"}, "init_parts='head'"),
     ],
@@ -360,6 +362,62 @@ def test_train_config_rejects_bad_values(overrides, match):
 def test_train_config_from_dict_rejects_unknown_fields():
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
         TrainConfig.from_dict({"step": 10})
+
+
+INTEGER_FIELDS = [(TrainConfig, name) for name in (
+    "steps", "batch_size", "accumulate", "warmup_steps", "n_points", "min_context", "max_context", "min_features",
+    "max_features", "seed", "checkpoint_every", "val_every", "val_batches", "val_seed", "border_samples")] + [
+    (ModelConfig, name) for name in ("max_features", "d_model", "n_layers", "n_heads", "d_ff", "n_buckets",
+                                     "max_classes", "max_components", "max_latent_dim")]
+
+
+def _config_with(cls: type, name: str, value: object) -> object:
+    return cls.from_dict({**(TRAIN if cls is TrainConfig else MODEL).to_dict(), name: value})
+
+
+@pytest.mark.parametrize("cls, name", INTEGER_FIELDS, ids=[f"{c.__name__}.{n}" for c, n in INTEGER_FIELDS])
+@pytest.mark.parametrize("value, error", [(60.5, ValueError), ("60", TypeError), (True, TypeError),
+                                          (float("inf"), ValueError)])
+def test_config_integer_fields_refuse_what_is_not_a_whole_number(cls, name, value, error):
+    with pytest.raises(error, match=f"{cls.__name__}.{name} must be a whole number, got {value!r}"):
+        _config_with(cls, name, value)
+
+
+def test_config_takes_a_whole_float_as_its_int():
+    cfg = _config_with(TrainConfig, "steps", 60.0)
+    assert cfg.steps == 60 and type(cfg.steps) is int
+    assert json.loads(json.dumps(cfg.to_dict()))["steps"] == 60
+    assert type(_config_with(TrainConfig, "lr", 1).lr) is float
+
+
+@pytest.mark.parametrize("name, value, error, match", [
+    ("lr", "0.001", TypeError, "TrainConfig.lr must be a number, got '0.001'"),
+    ("weight_decay", float("nan"), ValueError, "TrainConfig.weight_decay must be a finite number, got nan"),
+    ("grad_clip", None, TypeError, "TrainConfig.grad_clip must be a number, got None"),
+    ("amp", "false", TypeError, "TrainConfig.amp must be true or false, got 'false'"),
+    ("mixed_context", 1, TypeError, "TrainConfig.mixed_context must be true or false, got 1"),
+    ("compile", None, TypeError, "TrainConfig.compile must be true or false, got None"),
+])
+def test_train_config_refuses_numbers_and_switches_of_another_type(name, value, error, match):
+    with pytest.raises(error, match=match):
+        _config_with(TrainConfig, name, value)
+
+
+@pytest.mark.parametrize("name, low", [("d_model", 1), ("n_heads", 1), ("n_layers", 1), ("d_ff", 1),
+                                       ("max_features", 1), ("max_components", 1), ("max_latent_dim", 1),
+                                       ("n_buckets", 3), ("max_classes", 2)])
+def test_model_config_refuses_sizes_below_their_minimum_naming_them(name, low):
+    for value in (0, -4, low - 1):
+        with pytest.raises(ValueError, match=f"ModelConfig: {name}={value} must be >= {low}"):
+            _config_with(ModelConfig, name, value)
+    assert getattr(_config_with(ModelConfig, name, low if name not in ("d_model", "n_heads") else 2), name) >= low
+
+
+def test_model_config_refuses_a_width_that_the_heads_do_not_divide():
+    with pytest.raises(ValueError, match="d_model=30 must be divisible by n_heads=4"):
+        ModelConfig.from_dict({**MODEL.to_dict(), "d_model": 30, "n_heads": 4})
+    with pytest.raises(ValueError, match="ModelConfig: d_model=0 must be >= 1; n_heads=0 must be >= 1"):
+        ModelConfig.from_dict({**MODEL.to_dict(), "d_model": 0, "n_heads": 0})
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
