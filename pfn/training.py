@@ -129,6 +129,7 @@ def initial_model(prior: Any, model_cfg: ModelConfig, cfg: TrainConfig,
     if parts == "auto":
         parts = "all" if source.config.head == model_cfg.head else "transformer"
     if parts == "deepen":
+        check_deepen(source.config, model_cfg, cfg.init_from)  # before the head takes the source's borders
         model = build_model(model_cfg, source.head.saved_state())
         model.load_state_dict(deepened_state(source, model))
     elif parts == "all":
@@ -153,19 +154,32 @@ def architecture_differences(old: ModelConfig, new: ModelConfig) -> list[str]:
     return [f"{k}: {v} -> {getattr(new, k)}" for k, v in old.to_dict().items() if getattr(new, k) != v]
 
 
+def check_deepen(source: ModelConfig, target: ModelConfig, init_from: str | None = None) -> None:
+    """Refuses to deepen a model of architecture `source` into `target` unless `target` has more layers
+    and is otherwise the same (buckets, widths, head, ...).
+
+    Raises:
+        ValueError: naming every field that differs (e.g. "n_buckets: 1000 -> 500"), and `init_from`.
+    """
+    diffs = architecture_differences(source, replace(target, n_layers=source.n_layers))
+    if diffs or target.n_layers <= source.n_layers:
+        origin = f"init_from={init_from!r}: " if init_from is not None else ""
+        raise ValueError(f"{origin}init_parts='deepen' needs a model of more layers and otherwise the source's "
+                         f"architecture; got n_layers {source.n_layers} -> {target.n_layers}"
+                         f"{'; ' if diffs else ''}{'; '.join(diffs)}; give the new model the source's values of "
+                         "every field but n_layers (and more layers than the source)")
+
+
 def deepened_state(source: nn.Module, model: nn.Module) -> dict[str, torch.Tensor]:
     """`model`'s state dict with every weight of `source`, a model of fewer layers and otherwise the
     same architecture: source layer `k` of `L` becomes layer `k * L' // L` of `model`'s `L'`; the
     other layers keep their fresh (identity) weights.
 
     Raises:
-        ValueError: if the architectures differ in more than a greater number of layers.
+        ValueError: if the architectures differ in more than a greater number of layers (`check_deepen`).
     """
+    check_deepen(source.config, model.config)
     n_source, n_target = source.config.n_layers, model.config.n_layers
-    diffs = architecture_differences(source.config, replace(model.config, n_layers=n_source))
-    if diffs or n_target <= n_source:
-        raise ValueError(f"init_parts='deepen' needs a model of more layers and otherwise the source's architecture; "
-                         f"got n_layers {n_source} -> {n_target}{'; ' if diffs else ''}{'; '.join(diffs)}")
     state = model.state_dict()
     prefix = "transformer.layers."
     for name, value in source.state_dict().items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -576,6 +577,20 @@ def test_deepen_starts_a_deeper_model_with_its_sources_predictions(run_a, tmp_pa
         train(PRIOR, replace(deeper, d_ff=32), cfg, None, progress=False)
     with pytest.raises(ValueError, match="n_layers 2 -> 2"):
         train(PRIOR, MODEL, cfg, None, progress=False)
+
+
+@pytest.mark.parametrize("change, diffs", [
+    ({"n_buckets": 40}, "n_buckets: 50 -> 40"),
+    ({"d_model": 64, "d_ff": 128}, "d_model: 32 -> 64; d_ff: 64 -> 128"),
+    ({"head": "classification"}, "head: bar -> classification"),
+])
+def test_deepen_into_other_buckets_or_widths_is_refused_before_training_naming_them(run_a, tmp_path, change, diffs):
+    deeper = replace(MODEL, n_layers=MODEL.n_layers + 2, **change)
+    cfg = replace(TRAIN, steps=4, init_from=str(run_a[0]), init_parts="deepen")
+    with pytest.raises(ValueError, match=f"init_from={re.escape(repr(str(run_a[0])))}: init_parts='deepen' needs .*"
+                                         f"n_layers 2 -> 4; {diffs}; give the new model the source's"):
+        train(PRIOR, deeper, cfg, tmp_path / "run", progress=False)
+    assert not run_state.step_folders(tmp_path / "run")
 
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
