@@ -204,3 +204,36 @@ def test_values_outside_the_declared_bounds_are_rejected_with_their_place():
         Metric("maximize", (0, 1)).fit(values)
     with pytest.raises(ValueError, match=r"curve 0, epoch 2: value 0.0 lies on the good bound"):
         Metric("minimize", (0, None)).fit(torch.tensor([[1.0, 0.0]], dtype=torch.float64))
+
+
+# --- metrics near the float64 limit -----------------------------------------------------------
+
+LOSS = torch.tensor([[5.0, 3.0, 2.5, 2.2, 2.0], [2.0, 2.01, math.nan, math.nan, math.nan]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("unit", [1e-3, 1e100, 1e300])
+def test_a_loss_with_a_lone_good_bound_gets_the_same_map_in_any_unit(unit):
+    # A change of units shifts the log-distance progress w: the fitted scale (the curve's span, or the floor of a
+    # flat curve) must not change with it, nor the z of the values.
+    metric = Metric("minimize", (0.0, None))
+    ones, scaled = metric.fit(LOSS), metric.fit(unit * LOSS)
+    torch.testing.assert_close(scaled.scale, ones.scale)
+    torch.testing.assert_close(scaled.normalize(unit * LOSS), ones.normalize(LOSS), equal_nan=True)
+
+
+def predictive_of_loss(unit: float) -> CurvePredictive:
+    """A wide predictive (z from 0.02 to 0.98) of the two `LOSS` curves in `unit`s at three future epochs."""
+    borders = torch.linspace(0.0, 1.0, 41, dtype=torch.float64)
+    logits = torch.zeros(2, 3, 40, dtype=torch.float64)
+    logits[..., [0, -1]] = -1e3  # no tails
+    scale = Metric("minimize", (0.0, None)).fit(unit * LOSS).expand((2, 3))
+    return CurvePredictive(RiemannDistribution(logits, borders), scale, torch.zeros(2, 3, dtype=torch.bool))
+
+
+def test_the_mean_of_a_loss_near_the_float64_limit_is_finite_and_scales_with_the_unit():
+    unit = 1e307
+    ones, huge = predictive_of_loss(1.0), predictive_of_loss(unit)
+    assert float(ones.quantile(0.9996).amax()) * unit > torch.finfo(torch.float64).max  # outer nodes overflow
+    assert torch.isfinite(huge.mean).all() and torch.isfinite(huge.quantile(0.5)).all()
+    torch.testing.assert_close(huge.mean / unit, ones.mean, rtol=1e-9, atol=0)
+    torch.testing.assert_close(huge.quantile(0.9) / unit, ones.quantile(0.9), rtol=1e-9, atol=0)

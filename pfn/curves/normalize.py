@@ -22,9 +22,13 @@ scale `z` is reached in two steps.
    - Both bounds declared: fixed and affine, `z = (v - lo) / (hi - lo)` (maximise) or
      `(hi - v) / (hi - lo)` (minimise), the prior's `[0, 1]` exactly.
    - Otherwise fitted per curve on its observed values: the worst goes to `Z_WORST = 0.3`
-     and the best to `Z_BEST = 0.5`. A curve whose observed `w` spans less than `MIN_SPAN *
-     max(1, |w|)` (one epoch, a flat curve) gets that span instead. Each curve's map depends on
-     its own values only, so a curve's prediction never depends on the other curves of a call.
+     and the best to `Z_BEST = 0.5`. A curve whose observed `w` spans less than a floor (one
+     epoch, a flat curve) gets the floor instead: `MIN_SPAN * max(1, |w|)` for `w = s v` (a
+     relative precision, unchanged by a change of units), `MIN_SPAN` for the log-distance `w`
+     (a change of units only shifts it, so the floor must not grow with `|w|`; a floor of 10% of
+     `|log v|` made a loss near 1e300 spread over many orders of magnitude, its mean infinite).
+     Each curve's map depends on its own values only, so a curve's prediction never depends on
+     the other curves of a call.
      Outside `[Z_WORST, Z_BEST]` the map bends so that the whole range of `w` fits in `(0, 1)`:
      `z = 1 - (1 - Z_BEST) exp(-(a - Z_BEST) / (1 - Z_BEST))` above and `z = Z_WORST exp((a -
      Z_WORST) / Z_WORST)` below (continuous with their slopes at the knees). An improvement by
@@ -61,7 +65,7 @@ import torch
 
 DIRECTIONS = ("maximize", "minimize")
 Z_WORST, Z_BEST = 0.3, 0.5  # where the worst and best observed values of a curve land (estimated maps)
-MIN_SPAN = 0.1  # the smallest observed range of a curve's progress w, relative to max(1, |w|)
+MIN_SPAN = 0.1  # the smallest observed range of a curve's progress w (relative to max(1, |w|) for w = s v)
 
 
 def _bound(value: float | None, name: str) -> float:
@@ -174,7 +178,9 @@ class Metric:
         seen = ~torch.isnan(values)
         w_min = torch.where(seen, w, torch.inf).amin(1, keepdim=True)
         w_max = torch.where(seen, w, -torch.inf).amax(1, keepdim=True)
-        floor = MIN_SPAN * torch.maximum(w_min.abs(), w_max.abs()).clamp_min(1.0)
+        floor = MIN_SPAN * torch.ones_like(w_min)
+        if self.good_bound is None:  # w = s v: relative precision; the log-distance is unit-free already
+            floor = floor * torch.maximum(w_min.abs(), w_max.abs()).clamp_min(1.0)
         scale = torch.maximum(w_max - w_min, floor) / (Z_BEST - Z_WORST)
         return CurveScale(self, w_min - Z_WORST * scale, scale)
 
@@ -218,17 +224,36 @@ class CurveScale:
         bottom = Z_WORST * torch.exp((a - Z_WORST) / Z_WORST)
         return torch.where(a > Z_BEST, top, torch.where(a < Z_WORST, bottom, a))
 
-    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
-        """Metric values (float64) of prior-scale values `z`: the exact inverse of `normalize`.
-
-        With bends, `z >= 1` maps to the good end (`g`, or infinite) and `z <= 0` to the bad end.
-        """
+    def unbend(self, z: torch.Tensor) -> torch.Tensor:
+        """`a` (float64) of prior-scale values `z`, the inverse of the bends (`z` itself for an affine map)."""
         a = torch.as_tensor(z, dtype=torch.float64)
         if self.bends:
             top = Z_BEST - (1.0 - Z_BEST) * torch.log((1.0 - a).clamp_min(0.0) / (1.0 - Z_BEST))
             bottom = Z_WORST + Z_WORST * torch.log(a.clamp_min(0.0) / Z_WORST)
             a = torch.where(a > Z_BEST, top, torch.where(a < Z_WORST, bottom, a))
-        return self.metric.value(self.offset + self.scale * a)
+        return a
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        """Metric values (float64) of prior-scale values `z`: the exact inverse of `normalize`.
+
+        With bends, `z >= 1` maps to the good end (`g`, or infinite) and `z <= 0` to the bad end.
+        """
+        return self.metric.value(self.offset + self.scale * self.unbend(z))
+
+    def weighted_value(self, z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """`sum_i weights_i * denormalize(z_i)` over the first dim of `z` (`n x ...`, `weights` `n`), float64.
+
+        Summed where it cannot overflow: `w = s v` is affine, so the sum is the value of the
+        weighted mean of `a`; the log-distance's `|v - g| = exp(-w)` is summed in log space. Finite
+        whenever the result is, even where single terms exceed the float64 range.
+        """
+        a = self.unbend(z)
+        weights = torch.as_tensor(weights, dtype=torch.float64, device=a.device).reshape(-1, *[1] * (a.dim() - 1))
+        g = self.metric.good_bound
+        if g is None:
+            return self.metric.value(self.offset + self.scale * (weights * a).sum(0))
+        log_gap = torch.logsumexp(weights.log() - (self.offset + self.scale * a), 0)
+        return g - self.metric.sign * torch.exp(log_gap)
 
     def log_jacobian(self, values: torch.Tensor) -> torch.Tensor:
         """`log |dz/dv|` (float64) at metric values `values` inside the domain."""

@@ -139,15 +139,15 @@ class CurvePredictive:
         the predictive's mass at the prior's 0 and 1 (where the prior clips its curves) to the
         metric's ends, infinite where no bound is declared, which would make the exact mean
         infinite; the quadrature sees such mass only where it exceeds those levels (the mean is
-        then infinite too). For a point prediction that is always finite, use `quantile(0.5)`.
+        then infinite too). The weighted sum runs where it cannot overflow (`CurveScale.weighted_value`),
+        so metrics near the float64 limit (a loss near 1e300) keep a finite mean. For a point
+        prediction that is always finite, use `quantile(0.5)`.
         """
         if not self.scale.bends:
             return self._unseen(self.scale.denormalize(self.normalized.mean))
         nodes, weights = _quantile_rule(MEAN_NODES)
-        total = torch.zeros(self.batch_shape, dtype=torch.float64, device=self.observed.device)
-        for q, w in zip(nodes, weights, strict=True):
-            total += w * self.scale.denormalize(self.normalized.icdf(q))
-        return self._unseen(total)
+        z = torch.stack([self.normalized.icdf(q) for q in nodes])
+        return self._unseen(self.scale.weighted_value(z, torch.tensor(weights)))
 
 
 __all__ = ["MEAN_NODES", "CurvePredictive"]
