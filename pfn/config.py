@@ -9,14 +9,7 @@ from typing import Any, get_args, get_type_hints
 
 from pfn.architectures import architecture_class
 from pfn.heads import head_class
-
-FEATURE_ENCODINGS = ("pad", "pad_standardised", "per_feature")
-# Encodings that standardise each feature by the context rows and read NaN as a missing value:
-# the tables' encodings (`pfn.tabular` takes models with one of them).
-READS_MISSING = ("pad_standardised", "per_feature")
-# Encodings whose network is exactly equivariant to the order of the features (one token per cell):
-# for the others, the feature order is one more thing that makes ensemble members differ.
-FEATURE_ORDER_INVARIANT = ("per_feature",)
+from pfn.layouts import layout_class
 
 
 class _Config:
@@ -79,6 +72,8 @@ def _checked_value(name: str, value: Any, hint: Any) -> Any:
 class ModelConfig(_Config):
     """Architecture of the PFN transformer.
 
+    `feature_encoding` names a registered token layout (`pfn.layouts`), which declares its
+    properties (reads missing values, invariance to feature order) on its class.
     `feature_encoding="pad"` zero-pads inputs to `max_features` and rescales them by
     `sqrt(max_features / n_features)` so that their total scale does not depend on the
     feature count: one token per row. `feature_encoding="per_feature"` gives every cell
@@ -119,9 +114,7 @@ class ModelConfig(_Config):
                             "max_classes": 2, "max_components": 1, "max_latent_dim": 1})
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if self.feature_encoding not in FEATURE_ENCODINGS:
-            raise ValueError(f"feature_encoding {self.feature_encoding!r} is not supported; use one of "
-                             f"{FEATURE_ENCODINGS}")
+        layout_class(self.feature_encoding)  # raises for an unknown layout, naming the known ones
         head_class(self.head)  # raises for an unknown head
         architecture_class(self.architecture)  # raises for an unknown architecture
 

@@ -10,82 +10,24 @@ context is a set, a query never sees another query, and the context's per-layer 
 values (plus its feature statistics) are a cache that `decode` reuses for any number of
 queries.
 
-Inputs are standardised per feature with the mean and standard deviation of the context
-rows (ignoring NaN and padded rows), computed in float64 after dividing by the feature's
-largest magnitude, so that scale is treated alike at every magnitude (1e-9 or 1e20, or a
-1e9 offset with unit spread); standardised values are clipped to `[-CLIP, CLIP]`. A NaN cell
-is read as missing: its value becomes 0 and a missing-indicator input of its embedding is
-set. A feature constant over the context (relative spread below `CONSTANT_SPREAD`) is
-measured relative to its value (`x / |c| - sign(c)`), or raw where that value is 0.
+Inputs are standardised per feature by the context rows (`pfn.tokens.context_statistics`:
+NaN and padded rows ignored, float64, scale free, clipped). A NaN cell is read as missing: its
+value becomes 0 and a missing-indicator input of its embedding is set.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from einops import rearrange
 from torch import nn
 
-from pfn.attention import attention
-from pfn.config import ModelConfig
-from pfn.transformer import ContextAttentionLayer, attention_mask, zero_padding
+from pfn.attention import ContextAttentionLayer, attention
+from pfn.tokens import FeatureScaling, KVCache, LayoutProperties, attention_mask, context_statistics, zero_padding
 
-CLIP = 10.0
-CONSTANT_SPREAD = 1e-13
-
-
-@dataclass
-class FeatureScaling:
-    """Per-feature standardisation of a context: `z = (x / magnitude - mean) / std`.
-
-    All three are `B x F` float64 tensors: `magnitude` the largest absolute observed context
-    value (1 where none or all are 0), `mean` and `std` the context's statistics in units of
-    `magnitude`.
-    """
-
-    magnitude: torch.Tensor
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    def standardise(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardised, clipped `x` (`B x N x F`) in float64; NaN stays NaN."""
-        z = (x.double() / self.magnitude.unsqueeze(1) - self.mean.unsqueeze(1)) / self.std.unsqueeze(1)
-        return z.clamp(-CLIP, CLIP)
-
-
-def context_statistics(x_context: torch.Tensor, context_mask: torch.Tensor | None = None) -> FeatureScaling:
-    """NaN-ignoring standardisation of the rows of `x_context` (`B x C x F`), padded rows excluded.
-
-    `context_mask` is None or `B x C` bool (True: a real row). A feature with no observed
-    value gets mean 0 and std 1; a constant one gets std 1 (see the module docstring).
-    """
-    x = x_context.detach().double()
-    observed = ~torch.isnan(x)
-    if context_mask is not None:
-        observed &= context_mask.unsqueeze(-1)
-    magnitude = torch.where(observed, x.abs(), 0.0).amax(1)
-    magnitude = torch.where(magnitude > 0, magnitude, torch.ones_like(magnitude))
-    scaled = torch.where(observed, x / magnitude.unsqueeze(1), 0.0)
-    count = observed.sum(1)
-    mean = scaled.sum(1) / count.clamp_min(1)
-    var = (torch.where(observed, scaled - mean.unsqueeze(1), 0.0) ** 2).sum(1) / (count - 1).clamp_min(1)
-    std = var.sqrt()
-    return FeatureScaling(magnitude, mean, torch.where(std > CONSTANT_SPREAD, std, torch.ones_like(std)))
-
-
-@dataclass
-class TableCache:
-    """What `decode` needs of an encoded context.
-
-    `scaling`: the context's per-feature standardisation; `kv`: per layer, the keys and values
-    of the context tokens, each `(B * (F + 1)) x heads x C x d_head`; `mask`: the `B x C`
-    context mask, or None.
-    """
-
-    scaling: FeatureScaling
-    kv: list[tuple[torch.Tensor, torch.Tensor]]
-    mask: torch.Tensor | None = None
+if TYPE_CHECKING:
+    from pfn.config import ModelConfig
 
 
 class FeatureAttention(nn.Module):
@@ -143,6 +85,8 @@ class FeatureTokenTransformer(nn.Module):
     `context_mask` None or `B x C` bool (True: a real context row).
     """
 
+    properties: ClassVar[LayoutProperties] = LayoutProperties(reads_missing=True, feature_order_invariant=True)
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -183,8 +127,9 @@ class FeatureTokenTransformer(nn.Module):
         return self.norm_out(h[:, c:, -1])
 
     def encode_context(self, x_context: torch.Tensor, y_context: torch.Tensor,
-                       context_mask: torch.Tensor | None = None) -> TableCache:
-        """Feature scaling and per-layer keys/values of the context (`B x C x F`, `B x C`)."""
+                       context_mask: torch.Tensor | None = None) -> KVCache:
+        """Per-layer keys/values of the context (`B x C x F`, `B x C`; `(B * (F + 1)) x heads x C x d_head` each) and
+        its feature scaling."""
         h, scaling = self.embed_context(x_context, y_context, context_mask)
         kv = []
         for i, layer in enumerate(self.layers):
@@ -192,9 +137,9 @@ class FeatureTokenTransformer(nn.Module):
             kv.append(layer.context_kv(h))
             if i + 1 < len(self.layers):  # the last layer's context states are not needed
                 h = layer.attend_rows(h, *kv[-1], context_mask)
-        return TableCache(scaling, kv, context_mask)
+        return KVCache(kv, context_mask, scaling)
 
-    def decode(self, cache: TableCache, x_query: torch.Tensor) -> torch.Tensor:
+    def decode(self, cache: KVCache, x_query: torch.Tensor) -> torch.Tensor:
         """Hidden states (`B x M x D`) of queries `x_query` (`B x M x F`) given an encoded context."""
         h = self.embed_rows(x_query, cache.scaling, None)
         for layer, (k, v) in zip(self.layers, cache.kv, strict=True):

@@ -9,16 +9,11 @@ import torch
 from torch import nn
 
 from pfn.architectures import register_architecture
-from pfn.config import READS_MISSING, ModelConfig
-from pfn.feature_transformer import FeatureTokenTransformer
+from pfn.config import ModelConfig
 from pfn.heads import head_class
-from pfn.row_table_transformer import StandardisedRowTransformer
-from pfn.transformer import PFNTransformer
+from pfn.layouts import layout_class
 from pfn.validation import check_context, check_query
 from priors.batch import Batch
-
-TRANSFORMERS = {"pad": PFNTransformer, "pad_standardised": StandardisedRowTransformer,
-                "per_feature": FeatureTokenTransformer}
 
 
 @register_architecture("pfn")
@@ -26,8 +21,8 @@ class PFN(nn.Module):
     """A prior-data fitted network: transformer plus output head (`ModelConfig.architecture="pfn"`).
 
     Args:
-        config: The architecture (`config.feature_encoding` picks the transformer,
-            `config.head` the head).
+        config: The architecture (`config.feature_encoding` picks the transformer, a token layout of
+            `pfn.layouts`; `config.head` the head).
         head_state: The head's own state, e.g. `{"borders": ...}` (a `K + 1` list or tensor of
             bucket borders, `K = config.n_buckets`) for `head="bar"`; None for a head without
             state (`head="classification"`).
@@ -39,7 +34,7 @@ class PFN(nn.Module):
         super().__init__()
         self.config = config
         self.info = dict(info or {})
-        self.transformer = TRANSFORMERS[config.feature_encoding](config)
+        self.transformer = layout_class(config.feature_encoding)(config)
         self.head = head_class(config.head).build(config, head_state)
 
     @property
@@ -72,8 +67,8 @@ class PFN(nn.Module):
 
         Args:
             x_context: `N x F` (or batched `B x N x F`) inputs; NaN marks a missing value
-                for the encodings that read it (`config.READS_MISSING`). float64 inputs keep their precision
-                until the model standardises them.
+                for the layouts that read it (`self.transformer.properties.reads_missing`). float64 inputs keep
+                their precision until the model standardises them.
             y_context: `N` (or `B x N`) targets; class indices `0, ..., k - 1` for a classifier.
             context_mask: None, or `N` (`B x N`) bool: True for a real row. Datasets of
                 different sizes share a batch this way; padded rows may hold anything.
@@ -83,7 +78,7 @@ class PFN(nn.Module):
                 the largest index + 1).
         """
         xc, yc, mask, unbatched = check_context(x_context, y_context, self.config.max_features, self.device,
-                                                allow_nan=self.config.feature_encoding in READS_MISSING,
+                                                allow_nan=self.transformer.properties.reads_missing,
                                                 context_mask=context_mask)
         task = self.head.task_of_context(yc if mask is None else yc[mask], **task_options)
         self.eval()
@@ -140,7 +135,7 @@ class FittedPFN:
             raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size}")
         model = self.model
         xq, shape = check_query(x_query, self.n_features, self.batch_size, self.unbatched, model.device,
-                                allow_nan=model.config.feature_encoding in READS_MISSING)
+                                allow_nan=model.transformer.properties.reads_missing)
         if model.training:  # `eval()` walks every module: skipped on the hot path of repeated predictions
             model.eval()
         head = model.head

@@ -3,28 +3,22 @@
 The row-token model of `pfn.transformer` (one token per row, features zero-padded to
 `max_features` and rescaled by `sqrt(max_features / n_features)`), with the input handling
 of the per-feature model (`pfn.feature_transformer`): every feature is standardised by the
-mean and standard deviation of the context rows (NaN and padded rows ignored, float64, scale
-free, clipped to `[-CLIP, CLIP]`), and a NaN cell, read as missing, becomes 0 (the context
-mean). One token per row instead of one per cell makes a training step on a table of `F`
-features about `F` times cheaper, which on a CPU buys many more pretraining tables for the
-same time (`benchmarks/results/tabular_scaling.md`).
+mean and standard deviation of the context rows (`pfn.tokens.context_statistics`: NaN and
+padded rows ignored, float64, scale free, clipped to `[-CLIP, CLIP]`), and a NaN cell, read as
+missing, becomes 0 (the context mean). Like the row-token model it reads features by position,
+so their order matters. One token per row instead of one per cell makes a training step on a
+table of `F` features about `F` times cheaper, which on a CPU buys many more pretraining tables
+for the same time (`benchmarks/results/tabular_scaling.md`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from pfn.feature_transformer import FeatureScaling, context_statistics
-from pfn.transformer import KVCache, PFNTransformer
-
-
-@dataclass
-class ScaledKVCache(KVCache):
-    """A `KVCache` with the context's per-feature standardisation, which `decode` applies to queries."""
-
-    scaling: FeatureScaling | None = None
+from pfn.tokens import FeatureScaling, KVCache, LayoutProperties, context_statistics
+from pfn.transformer import PFNTransformer
 
 
 def standardised(x: torch.Tensor, scaling: FeatureScaling) -> torch.Tensor:
@@ -39,6 +33,8 @@ class StandardisedRowTransformer(PFNTransformer):
     `y_context` is `B x C`, `context_mask` None or `B x C` bool.
     """
 
+    properties: ClassVar[LayoutProperties] = LayoutProperties(reads_missing=True, feature_order_invariant=False)
+
     def forward(self, x: torch.Tensor, y_context: torch.Tensor,
                 context_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states of the queries `x[:, C:]` (`B x (N - C) x D`), `C = y_context.shape[1]`."""
@@ -46,14 +42,14 @@ class StandardisedRowTransformer(PFNTransformer):
         return super().forward(standardised(x, scaling), y_context, context_mask)
 
     def encode_context(self, x_context: torch.Tensor, y_context: torch.Tensor,
-                       context_mask: torch.Tensor | None = None) -> ScaledKVCache:
+                       context_mask: torch.Tensor | None = None) -> KVCache:
         """The KV cache of the standardised context (`B x C x F`, `B x C`), with its standardisation."""
         scaling = context_statistics(x_context, context_mask)
         cache = super().encode_context(standardised(x_context, scaling), y_context, context_mask)
-        return ScaledKVCache(cache.kv, cache.mask, scaling)
+        return KVCache(cache.kv, cache.mask, scaling)
 
     def decode(self, cache: KVCache, x_query: torch.Tensor) -> torch.Tensor:
         """Hidden states (`B x M x D`) of queries `x_query` (`B x M x F`), standardised like the context."""
-        if not isinstance(cache, ScaledKVCache) or cache.scaling is None:
+        if cache.scaling is None:
             raise TypeError("decode needs the cache of this model's encode_context")
         return super().decode(cache, standardised(x_query, cache.scaling))

@@ -28,9 +28,10 @@ from tqdm.auto import tqdm
 
 from pfn.architectures import build_model
 from pfn.checkpoint import model_from, read_checkpoint, resolve
-from pfn.config import READS_MISSING, ModelConfig, TrainConfig
+from pfn.config import ModelConfig, TrainConfig
 from pfn.device import resolve_device
 from pfn.heads import head_class
+from pfn.layouts import layout_names, layout_properties
 from pfn.run_state import open_run, restore_train_state, resume_changes, save_run_checkpoint, stages
 from priors.batch import Batch
 
@@ -51,16 +52,17 @@ def check_configs(model_config: ModelConfig, train_config: TrainConfig) -> None:
 
 def check_prior_fits_model(model: nn.Module, prior: Any, batches: list[Batch]) -> None:
     """Refuses a prior whose batches lack what the model's head needs (e.g. `meta["n_classes"]`), or
-    hold missing values (NaN) that the model cannot read (only the `config.READS_MISSING` encodings read them)."""
+    hold missing values (NaN) that the model cannot read (only the layouts with `reads_missing` read them)."""
     try:
         model.head.task_of_batch(batches[0])
     except KeyError as err:
         raise ValueError(f"prior {type(prior).__name__} does not produce what head {model.config.head!r} needs: "
                          f"{err.args[0]}") from None
-    if (model.config.architecture == "pfn" and model.config.feature_encoding not in READS_MISSING
+    if (model.config.architecture == "pfn" and not layout_properties(model.config.feature_encoding).reads_missing
             and any(torch.isnan(b.x).any() for b in batches)):
         raise ValueError(f"prior {type(prior).__name__} draws missing values (NaN), which feature_encoding="
-                         f"{model.config.feature_encoding!r} cannot read; use one of {READS_MISSING}")
+                         f"{model.config.feature_encoding!r} cannot read; use one of "
+                         f"{layout_names(reads_missing=True)}")
 
 
 def check_finite_loss(loss: float, step: int) -> None:

@@ -1,4 +1,5 @@
-"""The PFN transformer: context rows are a set, queries attend to the context only.
+"""The PFN transformer (`ModelConfig.feature_encoding="pad"`): context rows are a set, queries attend to the
+context only.
 
 Every layer computes keys and values from the context rows alone; all rows (context and
 queries) attend to them. Hence context rows see each other (no positional encoding, so
@@ -9,87 +10,25 @@ per-layer keys and values of the context are the KV cache: compute them once wit
 Datasets of different context sizes share a batch through a context mask (`B x C`, True
 for a real row): padded rows are zeroed before embedding and masked out of every
 attention, so their values never change a prediction.
+
+Features are zero-padded to `max_features` and rescaled by `sqrt(max_features / n_features)`,
+one token per row: the network reads features by position, and NaN inputs are refused.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
-from pfn.attention import attention
-from pfn.config import ModelConfig
+from pfn.attention import ContextAttentionLayer
+from pfn.tokens import KVCache, LayoutProperties, attention_mask, zero_padding
 
-
-@dataclass
-class KVCache:
-    """What `decode` needs of an encoded context: per layer, the keys and values of the context
-    (`B x heads x C x d_head` each), and the context mask (`B x C` bool, or None for no padding)."""
-
-    kv: list[tuple[torch.Tensor, torch.Tensor]]
-    mask: torch.Tensor | None = None
-
-
-def attention_mask(context_mask: torch.Tensor | None, repeat: int = 1) -> torch.Tensor | None:
-    """The boolean attention mask (`(B * repeat) x 1 x 1 x C`) of a `B x C` context mask; None stays None.
-
-    `repeat` serves layouts that fold `repeat` sequences per dataset into the batch, as
-    `(b r)` (dataset-major).
-    """
-    if context_mask is None:
-        return None
-    b, c = context_mask.shape
-    return context_mask[:, None, None, None, :].expand(b, repeat, 1, 1, c).reshape(b * repeat, 1, 1, c)
-
-
-def zero_padding(values: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
-    """`values` (`B x C x ...`) with the padded rows (`context_mask` False) set to 0."""
-    if context_mask is None:
-        return values
-    mask = context_mask.reshape(*context_mask.shape, *([1] * (values.dim() - 2)))
-    return torch.where(mask, values, values.new_zeros(()))
-
-
-class ContextAttentionLayer(nn.Module):
-    """Pre-norm transformer layer whose keys and values come from the context only."""
-
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.n_heads = cfg.n_heads
-        self.norm_attn = nn.LayerNorm(cfg.d_model)
-        self.to_q = nn.Linear(cfg.d_model, cfg.d_model)
-        self.to_kv = nn.Linear(cfg.d_model, 2 * cfg.d_model)
-        self.attn_out = nn.Linear(cfg.d_model, cfg.d_model)
-        self.norm_mlp = nn.LayerNorm(cfg.d_model)
-        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model))
-        for out in (self.attn_out, self.mlp[-1]):  # each layer starts as the identity
-            nn.init.zeros_(out.weight)
-            nn.init.zeros_(out.bias)
-
-    def context_kv(self, h_context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values (`B x heads x C x d_head`) of context states `h_context` (`B x C x D`)."""
-        k, v = self.to_kv(self.norm_attn(h_context)).chunk(2, dim=-1)
-        split = "b n (h d) -> b h n d"
-        return rearrange(k, split, h=self.n_heads), rearrange(v, split, h=self.n_heads)
-
-    def attend(self, h: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Updates states `h` (`B x N x D`) attending to context keys/values; returns `B x N x D`.
-
-        `attn_mask`: None, or `B x 1 x 1 x C` bool (True: attend), from `attention_mask`.
-        """
-        q = rearrange(self.to_q(self.norm_attn(h)), "b n (h d) -> b h n d", h=self.n_heads)
-        o = attention(q, k, v, attn_mask)
-        h = h + self.attn_out(rearrange(o, "b h n d -> b n (h d)"))
-        return h + self.mlp(self.norm_mlp(h))
-
-    def forward(self, h: torch.Tensor, n_context: int, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        k, v = self.context_kv(h[:, :n_context])
-        return self.attend(h, k, v, attn_mask)
+if TYPE_CHECKING:
+    from pfn.config import ModelConfig
 
 
 class PFNTransformer(nn.Module):
@@ -98,6 +37,8 @@ class PFNTransformer(nn.Module):
     Shapes: `x` is `B x N x F` with `F <= cfg.max_features`; `y_context` is `B x C`;
     `context_mask` is None or `B x C` bool (True: a real context row).
     """
+
+    properties: ClassVar[LayoutProperties] = LayoutProperties(reads_missing=False, feature_order_invariant=False)
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pfn.layouts import layout_names
+
 _INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 
@@ -40,7 +42,7 @@ def as_float_tensor(name: str, value: Any, device: torch.device, allow_nan: bool
         raise ValueError(f"{name} contains {int(torch.isinf(t).sum())} infinite values; drop or clip them first")
     if not allow_nan and torch.isnan(t).any():
         raise ValueError(f"{name} contains {int(torch.isnan(t).sum())} NaN values; drop or impute them first "
-                         "(models with feature_encoding='per_feature' read NaN as missing)")
+                         f"(models with feature_encoding in {layout_names(reads_missing=True)} read NaN as missing)")
     return t
 
 

@@ -8,8 +8,8 @@ import torch
 
 from pfn.checkpoint import load_folder, save_checkpoint
 from pfn.config import ModelConfig, TrainConfig
-from pfn.feature_transformer import context_statistics
 from pfn.model import PFN
+from pfn.tokens import context_statistics
 from pfn.training import train
 from priors.batch import Batch
 from priors.scm import SCMPrior

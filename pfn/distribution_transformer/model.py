@@ -31,7 +31,7 @@ from pfn.distribution_transformer.gmm import GMM
 from pfn.distribution_transformer.observations import LinearGaussian, problem, unbatched
 from pfn.distribution_transformer.whitening import Whitening
 from pfn.heads import head_class
-from pfn.transformer import zero_padding
+from pfn.tokens import zero_padding
 from priors.batch import Batch
 from priors.gmm import component_rows, measurement_rows, split_component_rows, token_width
 

@@ -30,7 +30,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, column_or_1d, validate_data
 
 from pfn.checkpoint import load
-from pfn.config import FEATURE_ORDER_INVARIANT, READS_MISSING
+from pfn.layouts import layout_properties
 from pfn.model import PFN, FittedPFN
 from pfn.riemann import RiemannDistribution
 from pfn.tabular.encoding import TableEncoder
@@ -86,7 +86,7 @@ class TabularPFNBase(BaseEstimator):
 
     def _load_model(self) -> PFN:
         model = load(self.model_path or self._default_model, device=resolve_device(self.device))
-        if model.config.head != self._head or model.config.feature_encoding not in READS_MISSING:
+        if model.config.head != self._head or not layout_properties(model.config.feature_encoding).reads_missing:
             raise ValueError(f"{self.model_path!r} is not a tabular model with a {self._head!r} head "
                              f"(it has head {model.config.head!r}, feature_encoding "
                              f"{model.config.feature_encoding!r})")
@@ -129,7 +129,7 @@ class TabularPFNBase(BaseEstimator):
         self.transforms_, self.feature_subsets_, contexts_x, contexts_y = [], [], [], []
         for setting in settings:
             features = np.sort(rng.choice(f, f_used, replace=False)) if f_used < f else np.arange(f)
-            if self.model_.config.feature_encoding not in FEATURE_ORDER_INVARIANT:
+            if not layout_properties(self.model_.config.feature_encoding).feature_order_invariant:
                 features = rng.permutation(features)
             rows = self._context_rows(y, n_used, rng) if n_used < n else np.arange(n)
             transform = NumericTransform(setting.preprocessing, numeric, seed=int(rng.randint(2**31 - 1)),
