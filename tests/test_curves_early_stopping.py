@@ -197,3 +197,72 @@ def test_the_pruner_takes_a_threshold_and_checks_the_steps():
     too_long = LCPFNPruner(horizon=5, bounds=(0, 1), model=UniformGainModel(0.0, 0.1))
     with pytest.raises(ValueError, match="reads steps 0..4 as epochs 1..5"):
         study_with(too_long, curves={0: [0.2] * 10})
+
+
+# --- bad reports and settings -------------------------------------------------------------------
+
+def test_a_rejected_out_of_bounds_report_changes_nothing():
+    model = UniformGainModel(0.0, 0.1)
+    hook = EarlyStopping(horizon=10, bounds=(0, 1), min_epochs=1, model=model)
+    run(hook, [0.8] * 10)
+    hook.new_run()
+    assert not hook.report(1, 0.85)
+    before = (list(hook.history), hook.best, hook.reason, len(model.seen))
+    with pytest.raises(ValueError, match=r"run 1, epoch 2: value 1.5 is outside the declared bounds \(0.0, 1.0\)"):
+        hook.report(2, 1.5)
+    assert (list(hook.history), hook.best, hook.reason, len(model.seen)) == before  # nothing stored, nothing asked
+    assert not hook.report(2, 0.9)  # the epoch can be reported again, and the run goes on
+    assert hook.history[-1].epoch == 2 and hook.history[-1].value == 0.9
+
+
+def test_an_out_of_bounds_value_is_refused_before_anything_can_be_compared():
+    hook = EarlyStopping(horizon=10, direction="minimize", bounds=(0, None), model=UniformGainModel(-0.1, 0.0))
+    with pytest.raises(ValueError, match="epoch 1: value -0.5 is outside the declared bounds"):
+        hook.report(1, -0.5)  # no threshold, no completed run: nothing is predicted, the value is still checked
+    with pytest.raises(ValueError, match="lies on the good bound"):
+        hook.report(1, 0.0)
+    assert hook.history == [] and not hook.report(1, 0.5)
+
+
+@pytest.mark.parametrize("value", ["abc", None, np.array([0.5]), [0.5], True])
+def test_a_report_that_is_not_one_number_is_refused(value):
+    hook = EarlyStopping(horizon=10, bounds=(0, 1), model=UniformGainModel(0.0, 0.1))
+    with pytest.raises(TypeError, match="value must be a number"):
+        hook.report(1, value)
+    assert hook.history == []
+
+
+def test_zero_dimensional_arrays_and_tensors_are_reported_as_numbers():
+    hook = EarlyStopping(horizon=10, bounds=(0, 1), model=UniformGainModel(0.0, 0.1))
+    hook.report(1, np.float32(0.25))
+    hook.report(2, np.array(0.5))
+    hook.report(3, torch.tensor(0.75))
+    assert [d.value for d in hook.history] == [0.25, 0.5, 0.75]
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"threshold": "x"}, TypeError, "threshold must be a number"),
+    ({"threshold": math.nan}, ValueError, "threshold=nan must be a finite value inside"),
+    ({"threshold": 2.0}, ValueError, r"threshold=2.0 must be a finite value inside the declared bounds \(0.0, 1.0\)"),
+    ({"bounds": 1}, TypeError, r"bounds must be a pair \(lo, hi\)"),
+    ({"bounds": ("a", "b")}, TypeError, "bounds: lo must be a number or None"),
+    ({"bounds": (1, 0)}, ValueError, "lo < hi"),
+    ({"min_prob": "x"}, TypeError, "min_prob must be a number"),
+])
+def test_bad_settings_are_refused_at_construction(kwargs, error, message):
+    settings = {"bounds": (0, 1), **kwargs}
+    with pytest.raises(error, match=message):
+        EarlyStopping(horizon=10, model=UniformGainModel(0.0, 0.1), **settings)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"bounds": 1}, TypeError, r"bounds must be a pair \(lo, hi\)"),
+    ({"bounds": ("a", "b")}, TypeError, "bounds: lo must be a number or None"),
+    ({"threshold": "x"}, TypeError, "threshold must be a number"),
+])
+def test_the_pruner_refuses_bad_settings_at_construction(kwargs, error, message):
+    pytest.importorskip("optuna")
+    from pfn.curves.optuna import LCPFNPruner
+
+    with pytest.raises(error, match=message):
+        LCPFNPruner(horizon=10, model=UniformGainModel(0.0, 0.1), **kwargs)

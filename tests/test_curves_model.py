@@ -140,6 +140,9 @@ def test_checkpoint_folders_and_pfn_lcpfn_load_the_same_model(trained, tmp_path)
     (np.array([0.5, 0.6]), 10, {}, ValueError, "must be 2-D"),
     ([0.5, 0.6], 10, {}, ValueError, "curve 0 must be 1-D"),
     ([np.array([0.5, 0.6])], 10, {"direction": "up"}, ValueError, "direction must be one of"),
+    ([np.array([0.5, 0.6])], 10, {"bounds": 1}, TypeError, r"bounds must be a pair \(lo, hi\)"),
+    ([np.array([0.5, 0.6])], 10, {"bounds": ("a", "b")}, TypeError, "bounds: lo must be a number or None"),
+    ([np.array([0.5, 0.6])], 10, {"bounds": (0, "b")}, TypeError, "bounds: hi must be a number or None"),
     ("0.5, 0.6", 10, {}, TypeError, "curves must be a list"),
     ([["a", "b"]], 10, {}, TypeError, "curve 0 must be a 1-D array of numbers"),
 ])

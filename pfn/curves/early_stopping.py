@@ -15,17 +15,30 @@ it to Optuna trials.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import numbers
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from pfn.curves.inputs import check_horizon
 from pfn.curves.model import LCPFN
-from pfn.curves.normalize import DIRECTIONS
+from pfn.curves.normalize import Metric
 from pfn.model import PFN
 
 DEFAULT_MIN_PROB = 0.05
+
+
+def check_number(value: Any, name: str) -> float:
+    """`value` as a float: a real number or a 0-d array or tensor (NaN and infinities pass); a `TypeError` otherwise."""
+    if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number (a float, or a 0-d array or tensor), got {value!r}; pass one "
+                        "value, e.g. float(val_loss)")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -59,10 +72,15 @@ class StoppingRule:
     Args:
         horizon: The run's last epoch.
         direction: `"maximize"` or `"minimize"`.
-        bounds: The metric's `(lo, hi)`, either None if unknown (`pfn.curves.normalize`).
+        bounds: The metric's `(lo, hi)`, either None if unknown (`pfn.curves.normalize`),
+            validated here (`check_bounds`): bad bounds fail at construction, not at the first
+            prediction.
         min_epochs: Epochs a run gets before any decision; None for 10% of the horizon (at
             least 1).
         min_prob: The probability below which a run stops.
+
+    Attributes:
+        metric: The `Metric` of `direction` and `bounds`.
     """
 
     horizon: int
@@ -70,16 +88,35 @@ class StoppingRule:
     bounds: tuple[float | None, float | None] | None = None
     min_epochs: int | None = None
     min_prob: float = DEFAULT_MIN_PROB
+    metric: Metric = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        object.__setattr__(self, "metric", Metric(self.direction, self.bounds))  # checks direction and bounds
+        check_number(self.min_prob, "min_prob")
         if not 0.0 <= self.min_prob < 1.0:
             raise ValueError(f"min_prob must be a probability in [0, 1), got {self.min_prob}")
         min_epochs = max(1, round(0.1 * self.horizon)) if self.min_epochs is None else self.min_epochs
         if not 1 <= min_epochs <= self.horizon:
             raise ValueError(f"min_epochs must be in [1, horizon={self.horizon}], got {min_epochs}")
         object.__setattr__(self, "min_epochs", int(min_epochs))
+
+    def check_value(self, value: Any, where: str) -> float:
+        """A reported `value` as a float; a `TypeError` for a non-number, a `ValueError` (starting with `where`)
+        for a finite value outside the metric's domain. NaN and infinities pass: a diverged run stops."""
+        value = check_number(value, "value")
+        if math.isfinite(value) and not bool(self.metric.inside(torch.tensor(value))):
+            self.metric.refuse(value, f"{where}: value {value}")
+        return value
+
+    def check_threshold(self, threshold: Any) -> float | None:
+        """`threshold` as a float (None stays None); it must be a finite number inside the declared bounds."""
+        if threshold is None:
+            return None
+        threshold = check_number(threshold, "threshold")
+        lo, hi = self.metric.bounds
+        if not lo <= threshold <= hi:  # NaN and infinities fail here too
+            raise ValueError(f"threshold={threshold} must be a finite value inside the declared bounds ({lo}, {hi})")
+        return threshold
 
     def better(self, a: float, b: float) -> bool:
         """Whether value `a` is better than `b` in the rule's direction."""
@@ -140,9 +177,12 @@ class EarlyStopping:
     Args:
         horizon: The number of epochs of a full run (at most the model's `max_horizon`).
         direction, bounds, min_epochs, min_prob: As in `StoppingRule`.
-        threshold: A fixed value to beat instead of the best completed run.
+        threshold: A fixed value to beat instead of the best completed run (a finite number
+            inside `bounds`).
         model: An `LCPFN`, a `PFN`, a checkpoint folder or a shipped name.
         device: Where a model loaded here runs.
+
+    Bad settings (bounds, threshold, min_prob, ...) raise at construction.
 
     Attributes:
         history: Every `Decision`, of every run, in order.
@@ -157,7 +197,7 @@ class EarlyStopping:
         self.model = as_lcpfn(model, device)
         self.rule = StoppingRule(check_horizon(horizon, self.model.max_horizon), direction, bounds, min_epochs,
                                  min_prob)
-        self.threshold = None if threshold is None else float(threshold)
+        self.threshold = self.rule.check_threshold(threshold)
         self.best: float | None = None
         self.history: list[Decision] = []
         self.reason: str | None = None
@@ -180,6 +220,9 @@ class EarlyStopping:
         """Records `value` at `epoch` (1-based, increasing within a run) and returns whether to stop.
 
         Skipped epochs count as missing. After a stop, further reports of the run return True.
+        `value` must be a number (NaN or infinite: the run diverged and stops) inside the declared
+        bounds; a rejected report (a `TypeError` or `ValueError`) changes nothing, so the epoch
+        can be reported again.
         """
         if self._stopped:
             return True
@@ -188,8 +231,10 @@ class EarlyStopping:
             raise ValueError(f"epoch must be an integer in ({last}, {self.rule.horizon}] (after the last reported "
                              f"epoch {last} of this run, at most the horizon), got {epoch!r}; call new_run() to "
                              "start another run")
-        self._curve += [math.nan] * (epoch - last - 1) + [float(value)]
-        decision = self.rule.decide(self.model, np.asarray(self._curve), self.reference, self.run)
+        value = self.rule.check_value(value, f"run {self.run}, epoch {epoch}")
+        curve = self._curve + [math.nan] * (epoch - last - 1) + [value]
+        decision = self.rule.decide(self.model, np.asarray(curve), self.reference, self.run)
+        self._curve = curve
         self.history.append(decision)
         if decision.stop:
             self._stopped, self.reason = True, decision.reason
@@ -198,4 +243,4 @@ class EarlyStopping:
         return decision.stop
 
 
-__all__ = ["DEFAULT_MIN_PROB", "Decision", "EarlyStopping", "StoppingRule", "as_lcpfn"]
+__all__ = ["DEFAULT_MIN_PROB", "Decision", "EarlyStopping", "StoppingRule", "as_lcpfn", "check_number"]

@@ -59,7 +59,9 @@ end only checks the values.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -68,13 +70,38 @@ Z_WORST, Z_BEST = 0.3, 0.5  # where the worst and best observed values of a curv
 MIN_SPAN = 0.1  # the smallest observed range of a curve's progress w (relative to max(1, |w|) for w = s v)
 
 
-def _bound(value: float | None, name: str) -> float:
+def _bound(value: Any, name: str) -> float:
+    """One end of `bounds` as a float (`None` is unknown: -inf for `lo`, inf for `hi`)."""
     if value is None:
         return -math.inf if name == "lo" else math.inf
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"bounds: {name} must be a number or None (unknown), got {value!r}")
     value = float(value)
     if math.isnan(value):
         raise ValueError(f"bounds: {name} is NaN; give a number, or None for an unknown bound")
     return value
+
+
+def check_bounds(bounds: Any) -> tuple[float, float]:
+    """A metric's declared `bounds` as `(lo, hi)` floats (unknown ends infinite); the one validator of bounds.
+
+    Raises a `TypeError` for anything but None or a sequence of numbers/None, and a `ValueError`
+    for a sequence that is not a pair, a NaN end or `lo >= hi`.
+    """
+    if bounds is None:
+        return -math.inf, math.inf
+    try:
+        ends = () if isinstance(bounds, (str, bytes)) else tuple(bounds)
+    except TypeError:
+        ends = ()
+    if not ends:
+        raise TypeError(f"bounds must be a pair (lo, hi) (None for an unknown bound), or None, got {bounds!r}")
+    if len(ends) != 2:
+        raise ValueError(f"bounds must be a pair (lo, hi) (None for an unknown bound), got {bounds!r}")
+    lo, hi = _bound(ends[0], "lo"), _bound(ends[1], "hi")
+    if not lo < hi:
+        raise ValueError(f"bounds must satisfy lo < hi, got ({lo}, {hi})")
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -92,13 +119,7 @@ class Metric:
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
-        bounds = (None, None) if self.bounds is None else tuple(self.bounds)
-        if len(bounds) != 2:
-            raise ValueError(f"bounds must be a pair (lo, hi) (None for an unknown bound), got {self.bounds!r}")
-        lo, hi = _bound(bounds[0], "lo"), _bound(bounds[1], "hi")
-        if not lo < hi:
-            raise ValueError(f"bounds must satisfy lo < hi, got ({lo}, {hi})")
-        object.__setattr__(self, "bounds", (lo, hi))
+        object.__setattr__(self, "bounds", check_bounds(self.bounds))
 
     @property
     def sign(self) -> float:
@@ -152,8 +173,11 @@ class Metric:
             return
         i, j = (int(k) for k in bad.nonzero()[0])
         value = float(values[i, j])
+        self.refuse(value, f"curve {i}, epoch {j + 1}: value {value}")
+
+    def refuse(self, value: float, where: str) -> None:
+        """Raises the `ValueError` for `value`, which lies outside the domain, starting with `where`."""
         lo, hi = self.bounds
-        where = f"curve {i}, epoch {j + 1}: value {value}"
         if lo <= value <= hi:
             raise ValueError(f"{where} lies on the good bound, where the log-distance progress of a metric with "
                              "only that bound declared is infinite; declare the other bound too (an affine map) or "
@@ -264,4 +288,4 @@ class CurveScale:
         return log_dz - ((a - Z_BEST) / (1.0 - Z_BEST)).clamp_min(0.0) + ((a - Z_WORST) / Z_WORST).clamp_max(0.0)
 
 
-__all__ = ["DIRECTIONS", "MIN_SPAN", "Z_BEST", "Z_WORST", "CurveScale", "Metric"]
+__all__ = ["DIRECTIONS", "MIN_SPAN", "Z_BEST", "Z_WORST", "CurveScale", "Metric", "check_bounds"]

@@ -35,9 +35,12 @@ class LCPFNPruner(optuna.pruners.BasePruner):
     Args:
         horizon: Epochs (reported steps) of a full trial.
         bounds, min_epochs, min_prob: As in `StoppingRule`.
-        threshold: A fixed value to beat instead of the best completed trial.
+        threshold: A fixed value to beat instead of the best completed trial (a finite number
+            inside `bounds`).
         model: An `LCPFN`, a `PFN`, a checkpoint folder or a shipped name.
         device: Where a model loaded here runs.
+
+    Bad settings (bounds, threshold, ...) raise here, at construction, not inside `study.optimize`.
 
     Attributes:
         history: Every `Decision` (`run` is the trial number), in order.
@@ -49,7 +52,7 @@ class LCPFNPruner(optuna.pruners.BasePruner):
         self.model = as_lcpfn(model, device)
         self.horizon = check_horizon(horizon, self.model.max_horizon)
         self.rules = {d: StoppingRule(self.horizon, d, bounds, min_epochs, min_prob) for d in DIRECTIONS}
-        self.threshold = None if threshold is None else float(threshold)
+        self.threshold = self.rules["maximize"].check_threshold(threshold)  # the rules share their bounds
         self.history: list[Decision] = []
 
     def reference(self, study: optuna.Study, rule: StoppingRule) -> float | None:
