@@ -37,7 +37,7 @@ def test_demo_fits_real_signal_and_writes_plot(tmp_path):
 def test_list_shows_shipped_model_with_its_training_record(capsys):
     main(["list"])
     text = capsys.readouterr().out
-    assert "gp:" in text and "GPPrior" in text and "reproduce: pfn train" in text
+    assert "gp:" in text and "GPPrior" in text and "reproduce: pfn reproduce gp  # 9 commands" in text
 
 
 def test_ship_copies_a_run_into_pretrained_and_list_shows_it(tiny_pfn, tmp_path, monkeypatch, capsys):
@@ -137,3 +137,28 @@ def test_linreg_and_dist_demo_parts_skip_themselves_without_their_models(tmp_pat
     out = capsys.readouterr().out
     assert "skipped, pretrained/linreg is not shipped" in out and "skipped, pretrained/dist-gmm is not shipped" in out
     assert not list(tmp_path.iterdir())
+
+
+DEMO_PARTS = ["10-gp", "20-tabular", "30-curves", "40-bo", "50-linreg", "60-distribution-transformer"]
+
+
+def test_pfn_demo_runs_the_registered_parts_in_order_and_each_skips_itself_without_its_model(tmp_path, monkeypatch,
+                                                                                              capsys):
+    import sys
+
+    import pfn.checkpoint
+    from pfn.cli import demo_parts
+
+    parts = demo_parts()
+    assert [part.name for part in parts] == DEMO_PARTS
+    assert all(callable(part.load()) for part in parts)
+    monkeypatch.setattr(pfn.checkpoint, "read_manifest", lambda: {"models": {}})
+    for part in parts:  # the parts that imported read_manifest by name
+        module = sys.modules[part.module]
+        if hasattr(module, "read_manifest"):
+            monkeypatch.setattr(module, "read_manifest", lambda: {"models": {}})
+    main(["demo", "--out", str(tmp_path / "plots")])
+    skipped = [line for line in capsys.readouterr().out.splitlines() if "skipped, pretrained/" in line]
+    assert [line.split(" is not shipped")[0].split("pretrained/")[1] for line in skipped] == \
+        ["gp", "tabular-clf", "lcpfn", "bo", "linreg", "dist-gmm"]
+    assert list((tmp_path / "plots").iterdir()) == []
