@@ -17,6 +17,7 @@ from pfn.checkpoint import load_folder, save_checkpoint
 from pfn.config import ModelConfig, TrainConfig
 from pfn.distribution_transformer import GMM, DistributionTransformer, LinearGaussian, exact_posterior
 from pfn.distribution_transformer.evaluation import kl_monte_carlo
+from pfn.distribution_transformer.observations import problem, stages
 from priors import GMMTaskPrior, prior_from_dict
 from priors.gmm import batch_posterior, mixture_posterior, split_component_rows, token_width
 
@@ -219,6 +220,34 @@ def test_model_posterior_equals_its_forward_on_the_prior_layout():
     chained = model.posterior(single, y[:1], obs)  # a posterior is the next prior
     assert chained.n_components == 3 and torch.isfinite(chained.covs).all()
 
+
+
+def test_stages_of_a_long_series_fit_the_trained_count_and_keep_the_exact_posterior():
+    prior = bimodal_prior()
+    obs = LinearGaussian(torch.tensor([[1.0, 0.5], [0.0, 1.0]]), torch.tensor([0.2, 0.4]), offset=torch.tensor([1, 0]))
+    y = torch.randn(2345, 2, generator=gen(3), dtype=torch.float64) + torch.tensor([2.0, 0.5], dtype=torch.float64)
+    p = problem(prior, y, obs)
+    parts = stages(p, obs_dim=2, max_measurements=101)
+    assert [part.span for part in parts] == [(0, 50), (50, 500), (500, 2345)]
+    assert all(part.values.shape[1] <= 100 for part in parts)
+    weights, means, covs = p.prior.weights, p.prior.means, p.prior.covs
+    for part in parts:  # each stage's exact posterior is the next stage's prior
+        weights, means, covs, _ = mixture_posterior(weights, means, covs, part.a, part.noise_var, part.values)
+    exact = exact_posterior(prior, y, obs)
+    torch.testing.assert_close(weights[0], exact.weights, atol=1e-9, rtol=1e-6)
+    torch.testing.assert_close(means[0], exact.means, atol=1e-9, rtol=1e-6)
+    torch.testing.assert_close(covs[0], exact.covs, atol=1e-12, rtol=1e-6)
+
+
+def test_posterior_leaves_a_component_of_weight_zero_unchanged():
+    """A chained posterior can carry a weight that underflowed to 0: refining it anyway made it grow each update
+    until it overflowed (NaN after about 90 chained updates)."""
+    model = randomised()
+    prior = GMM(torch.tensor([1.0, 0.0]), torch.tensor([[0.0, 0.0], [40.0, -30.0]]), 2.0 * torch.eye(2).repeat(2, 1, 1))
+    post = model.posterior(prior, torch.tensor([[0.3], [0.1]]), LinearGaussian([[1.0, 0.5]], 0.5))
+    assert post.weights[1] == 0
+    torch.testing.assert_close(post.means[1], prior.means[1])
+    torch.testing.assert_close(post.covs[1], prior.covs[1])
 
 def test_padding_and_measurement_order_never_change_a_prediction():
     model = randomised()

@@ -78,9 +78,11 @@ class GMMHead(Head):
 
         Returns:
             Normalised log-weights (`B x K`), means (`B x K x D`) and lower Cholesky factors (`B x K x D x D`).
+            An absent slot (or a component whose weight underflowed to 0 in a chained posterior) is returned
+            unchanged, so chaining never drifts it towards overflow.
         """
         d = self.latent_dim
-        r = residual.double()
+        r = torch.where(torch.isneginf(log_weights).unsqueeze(-1), 0.0, residual.double())
         log_w = torch.log_softmax(log_weights + r[..., 0], dim=-1)
         means = means + (scale_tril @ r[..., 1:1 + d].unsqueeze(-1)).squeeze(-1)
         diag = scale_tril.diagonal(dim1=-2, dim2=-1)

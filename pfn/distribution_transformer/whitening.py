@@ -42,6 +42,13 @@ class Whitening:
         a_u = (a @ self.tril) / noise_std.unsqueeze(-1)
         return a_u, (values - (a * self.shift.unsqueeze(1)).sum(-1)) / noise_std
 
+    def residuals(self, a: torch.Tensor, noise_std: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Standardised residuals (`B x T`) of measurements (as in `measurements`) under the prior predictive: each
+        value's distance from `a . shift` in standard deviations `sqrt(a^T L L^T a + s^2)` of the prior mixture's
+        moments."""
+        a_u, y_u = self.measurements(a, noise_std, values)
+        return y_u / (a_u.pow(2).sum(-1) + 1).sqrt()
+
     def restore(self, means: torch.Tensor, scale_tril: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Components in standard coordinates (`B x K x D`, `B x K x D x D`) back in the original ones."""
         tril = self.tril.unsqueeze(1)
