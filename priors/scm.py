@@ -31,7 +31,8 @@ _ZERO_ALLOWED = ("noise", "feature_relevance", "target_noise")
 _PER_DATASET = ("noise", "weight_scale", "edge_dropout", "feature_relevance")
 _PROBABILITY_FIELDS = ("binary_fraction", "categorical_prob", "missing_prob")
 _ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sin": torch.sin}
-_MIN_CONTEXT_SPREAD = 0.1  # floor of the context's standard deviation, relative to all rows'
+CONSTANT_SPREAD = 1e-6  # a context spread at most this times its largest magnitude counts as constant
+MIN_SCALE = 1e-6  # the smallest standard deviation a column is divided by
 
 
 @register_prior
@@ -103,13 +104,21 @@ class SCMPrior(DataclassConfig):
        `meta["missing_rate"]` is that rate, 0 for datasets without missing values.
        **So `x` may contain NaN** (only there: never in unused columns, `y` or
        `target_y`); everything else in the batch is finite.
-    7. **Target.** `task="classification"` (the default): the number of classes is 2 with
-       probability `binary_fraction` (default 0.5), else uniform in `[3, max_classes]`
-       (default 10). The classes cut the target node's values at random quantiles (cuts
-       uniform, so class proportions are Dirichlet(1, ..., 1)); the lowest and the highest
-       row always fall in different classes, so every dataset of two or more rows has at
-       least two classes. The labels are then randomly permuted; `y = target_y` is the
-       class index as a float in `[0, n_classes)`, `meta["n_classes"]` (`B`).
+    7. **Target.** `task="classification"` (the default): the number of classes is drawn as
+       2 with probability `binary_fraction` (default 0.5), else uniform in
+       `[3, max_classes]` (default 10), and capped at the number of context rows. The
+       classes cut the target node's values at random quantiles of its context rows: the
+       cuts are distinct context rows drawn uniformly, so every class appears in the context
+       and the context's class proportions are close to Dirichlet(1, ..., 1), and a query
+       row takes the class of its value's range (ties broken by position). The lowest and
+       the highest context row fall in different classes. The labels are then randomly
+       permuted; `y = target_y` is the class index as a float in `[0, n_classes)`, and
+       `meta["n_classes"]` (`B`) is the number of classes the context shows, as at use,
+       where the model is told the classes of the training rows (its labels are then
+       exactly `0, ..., n_classes - 1`). With fewer than two context rows, the classes (at
+       least two) are cut at quantiles of all rows instead. (Until issue 20 the cuts were
+       ranks of all rows, and `meta["n_classes"]` could count classes that only query rows,
+       or no row, showed; the shipped tabular models were trained so.)
        `task="regression"`: the target node is standardised by its context rows to `s`,
        the observation is `s + target_noise * N(0, 1)` with `target_noise ~
        LogNormal(-3, 1)` (per dataset, median 0.05 of the target's context spread;
@@ -125,11 +134,15 @@ class SCMPrior(DataclassConfig):
     the mean and standard deviation of the context rows alone (`n_context`, default
     `n_points // 2`), as an estimator standardises with its training rows: standardising
     over all rows would fix the query rows' mean to minus the context's, a shortcut the
-    network could learn in training but never meet in use. The context's standard
-    deviation is floored at 0.1 times that of all rows, so a nearly constant context
-    (a tree or step target whose context rows share a level) does not blow the queries
-    up. One context row has no spread: the standard deviation then comes from all rows
-    (without context rows, the mean too).
+    network could learn in training but never meet in use. The query rows never enter
+    these statistics. As in `PFNRegressor` and `PFNClassifier`, a constant context (a
+    spread at most `CONSTANT_SPREAD` of its largest magnitude, or one row) is divided by
+    that magnitude instead of its spread, and no column is divided by less than
+    `MIN_SCALE`; without context rows the mean is 0 and the scale 1. A nearly constant
+    context (a tree or step node whose context rows share a level, up to small noise)
+    therefore leaves the query rows far out, as it would at use (the tabular models clip
+    standardised features at 10). (Until issue 20 the spread was floored at 0.1 times that
+    of all rows, queries included; the shipped tabular models were trained so.)
 
     Every continuous hyperparameter above is a `priors.hyperpriors` object (`Fixed` for a
     constant); the rates `edge_dropout`, `irrelevant_fraction`, `categorical_fraction` and
@@ -273,7 +286,7 @@ class SCMPrior(DataclassConfig):
                 "target_layer": layer_of[target_node], **hyp, "missing_rate": missing_rate,
                 "categorical": categorical, "irrelevant": irrelevant}
         if self.task == "classification":
-            y, meta["n_classes"] = self._classes(target, kw)
+            y, meta["n_classes"] = self._classes(target, n_context, kw)
             target_y = y
         else:
             signal = _standardise_by_context(target, n_context)
@@ -337,12 +350,18 @@ class SCMPrior(DataclassConfig):
         codes = _cut_at_random_quantiles(z.transpose(1, 2), levels, self.max_categories, kw).transpose(1, 2)
         return torch.where(categorical.unsqueeze(1), codes, numeric), categorical
 
-    def _classes(self, target, kw):
-        """Class labels (`B x N`, floats) and class counts (`B`) from target node values `target`."""
-        b = target.shape[0]
+    def _classes(self, target, n_context, kw):
+        """Class labels (`B x N`, floats) and class counts (`B`) from target node values `target`.
+
+        Every counted class appears among the reference rows: the context rows (all rows where
+        the context has fewer than two), which cap the count (it stays at least 2).
+        """
+        b, n = target.shape
+        n_reference = n_context if n_context >= 2 else n
         multi = torch.randint(min(3, self.max_classes), self.max_classes + 1, (b,), **kw)
-        n_classes = torch.where(torch.rand(b, **kw) < self.binary_fraction, 2, multi)
-        return _cut_at_random_quantiles(target, n_classes, self.max_classes, kw), n_classes
+        drawn = torch.where(torch.rand(b, **kw) < self.binary_fraction, 2, multi)
+        n_classes = drawn.clamp(max=max(n_reference, 2))
+        return _cut_at_random_quantiles(target, n_classes, self.max_classes, kw, n_reference), n_classes
 
 
 def axis_aligned_steps(
@@ -367,17 +386,28 @@ def axis_aligned_steps(
     return ((chosen > threshold.unsqueeze(1)).to(h.dtype) * coef.unsqueeze(1)).sum(-1)
 
 
-def _cut_at_random_quantiles(values: torch.Tensor, n_bins: torch.Tensor, max_bins: int, kw) -> torch.Tensor:
-    """Cuts each row of `values` (`... x N`) into `n_bins` (`...`) bins at random quantiles, labels permuted.
+def _cut_at_random_quantiles(values: torch.Tensor, n_bins: torch.Tensor, max_bins: int, kw,
+                             n_reference: int | None = None) -> torch.Tensor:
+    """Cuts each row of `values` (`... x N`) into `n_bins` (`...`) bins at random quantiles of its
+    first `n_reference` entries (default: all), labels permuted.
 
-    Cuts are rank positions in `[1, N - 1]`, so the smallest and the largest value of a row
-    (N >= 2) land in different bins. Returns float labels in `[0, n_bins)`, shaped like `values`.
+    The `n_bins - 1` cuts sit at distinct ranks in `[1, R - 1]` among the `R = n_reference`
+    reference entries, drawn uniformly without replacement; every entry falls in the bin of
+    its rank among all `N` (ties broken as `argsort` breaks them). So with `2 <= n_bins <= R`
+    every bin holds a reference entry and the smallest and largest reference entries land in
+    different bins. Returns float labels in `[0, n_bins)`, shaped like `values`.
     """
     n = values.shape[-1]
     batch = values.shape[:-1]
+    n_ref = n if n_reference is None else n_reference
     rank = values.argsort(dim=-1).argsort(dim=-1)
-    cuts = (torch.rand(*batch, max_bins - 1, **kw) * n).round().long().clamp(1, max(n - 1, 1)).sort(dim=-1).values
+    reference_ranks = rank[..., :n_ref].sort(dim=-1).values
+    slots = torch.arange(max(n_ref - 1, max_bins - 1), device=values.device)  # positions 1..; past R - 1 cut nothing
+    scores = torch.rand(*batch, len(slots), **kw).masked_fill(slots >= n_ref - 1, 2.0)  # valid positions first
+    position = scores.argsort(dim=-1)[..., :max_bins - 1] + 1
+    cuts = reference_ranks.gather(-1, position.clamp_max(n_ref - 1)).masked_fill(position > n_ref - 1, n + 1)
     cuts = cuts.masked_fill(torch.arange(max_bins - 1, device=values.device) >= (n_bins - 1).unsqueeze(-1), n + 1)
+    cuts = cuts.sort(dim=-1).values
     bins = torch.searchsorted(cuts.contiguous(), rank.contiguous(), right=True)
     scores = torch.rand(*batch, max_bins, **kw)
     perm = scores.masked_fill(torch.arange(max_bins, device=values.device) >= n_bins.unsqueeze(-1), 2.0).argsort(-1)
@@ -399,17 +429,22 @@ def _standardise(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def _context_stats(t: torch.Tensor, n_context: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation of `t` (`B x N x ...`) over its first `n_context` rows (dim 1).
+    """Mean and standard deviation of `t` (`B x N x ...`) from its first `n_context` rows (dim 1) alone.
 
-    The standard deviation (population) is floored at `_MIN_CONTEXT_SPREAD` times that of
-    all rows and at 1e-6. One context row has no spread: the standard deviation then comes
-    from all rows; without context rows the mean does too. Returns `loc` and `scale`,
-    each `B x 1 x ...`.
+    The standard deviation is the population one; where the context is constant (a spread at
+    most `CONSTANT_SPREAD` times its largest magnitude, a single row included) it is that
+    magnitude instead (1 where it is 0), as `PFNRegressor` and `PFNClassifier` do, and it is
+    at least `MIN_SCALE`. Without context rows the mean is 0 and the standard deviation 1.
+    Returns `loc` and `scale`, each `B x 1 x ...`; the query rows never enter them.
     """
-    spread = t.std(1, correction=0, keepdim=True)
-    ref = t[:, :n_context] if n_context >= 1 else t
-    ref_spread = ref.std(1, correction=0, keepdim=True) if n_context >= 2 else spread
-    return ref.mean(1, keepdim=True), torch.maximum(ref_spread, _MIN_CONTEXT_SPREAD * spread).clamp_min(1e-6)
+    context = t[:, :n_context]
+    if n_context < 1:
+        return torch.zeros_like(t[:, :1]), torch.ones_like(t[:, :1])
+    spread = context.std(1, correction=0, keepdim=True)
+    magnitude = context.abs().amax(1, keepdim=True)
+    magnitude = torch.where(magnitude > 0, magnitude, torch.ones_like(magnitude))
+    scale = torch.where(spread > CONSTANT_SPREAD * magnitude, spread, magnitude)
+    return context.mean(1, keepdim=True), scale.clamp_min(MIN_SCALE)
 
 
 def _standardise_by_context(t: torch.Tensor, n_context: int) -> torch.Tensor:

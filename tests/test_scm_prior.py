@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from priors import Fixed, LogNormal, SCMPrior, Uniform, prior_from_dict
-from priors.scm import MECHANISMS, _cut_at_random_quantiles, axis_aligned_steps
+from priors.scm import MECHANISMS, _context_stats, _cut_at_random_quantiles, axis_aligned_steps
 
 CLF = SCMPrior()
 REG = SCMPrior(task="regression")
@@ -160,10 +160,31 @@ def test_even_tiny_and_noise_free_datasets_have_two_classes():
 
 
 def test_half_the_datasets_are_binary_by_default():
-    n_classes = CLF.sample(1000, 2, 1, generator=gen(6)).meta["n_classes"]
+    n_classes = CLF.sample(1000, 40, 1, generator=gen(6)).meta["n_classes"]
     assert (n_classes == 2).float().mean().item() == pytest.approx(0.5, abs=0.05)
     assert n_classes.max() == 10
     assert (SCMPrior(binary_fraction=1.0).sample(50, 2, 1, generator=gen(6)).meta["n_classes"] == 2).all()
+
+
+@pytest.mark.parametrize("n_context", [2, 5, 12, 60])
+def test_meta_n_classes_counts_the_classes_of_the_context_rows(n_context):
+    """At use the model is told the classes of the training rows, labelled 0..k-1: the prior's
+    `meta["n_classes"]` must be that count, and query rows hold no other class."""
+    batch = CLF.sample(300, 120, 2, generator=gen(9), n_context=n_context)
+    n_classes = batch.meta["n_classes"]
+    assert n_classes.min() >= 2 and n_classes.max() <= min(n_context, 10)
+    for i in range(300):
+        assert batch.y[i, :n_context].unique().tolist() == list(range(int(n_classes[i]))), i
+        assert batch.y[i].max() < n_classes[i], i
+
+
+def test_quantile_cut_at_reference_rows_puts_every_bin_among_them():
+    values = torch.randn(500, 40)
+    n_bins = torch.full((500,), 6)
+    labels = _cut_at_random_quantiles(values, n_bins, 8, {"generator": gen(7), "device": "cpu"}, n_reference=6)
+    assert all(row[:6].unique().numel() == 6 for row in labels)
+    by_value = labels.gather(1, values.argsort(dim=1))
+    assert ((by_value[:, 1:] != by_value[:, :-1]).sum(1) == 5).all()  # contiguous value ranges
 
 
 def test_quantile_cut_gives_contiguous_value_ranges_with_permuted_labels():
@@ -199,7 +220,21 @@ def test_regression_query_rows_are_not_tied_to_the_context_by_the_standardisatio
     # The observed context is standardised (as the estimators do with their training rows).
     torch.testing.assert_close(batch.y[:, :20].mean(1), torch.zeros(2000), atol=1e-5, rtol=0)
     spread = batch.y[:, :20].std(1, correction=0)
-    assert (spread - 1.0).abs().lt(1e-4).float().mean() > 0.95  # the rest: nearly constant contexts, floored
+    torch.testing.assert_close(spread, torch.ones(2000), atol=1e-4, rtol=0)  # in every dataset: no floor from queries
+
+
+def test_context_statistics_come_from_the_context_rows_alone():
+    t = torch.randn(50, 30, 3, generator=gen(18))
+    t[:, :10, 0] = 2.0 + 1e-3 * t[:, :10, 0]  # a nearly constant context, queries far out
+    t[:, :10, 1] = 5.0  # a constant context
+    other_queries = torch.cat([t[:, :10], 100.0 * torch.randn(50, 20, 3, generator=gen(19))], dim=1)
+    loc, scale = _context_stats(t, 10)
+    for same in (_context_stats(other_queries, 10), _context_stats(t[:, :10], 10)):
+        torch.testing.assert_close(same, (loc, scale), atol=0, rtol=0)
+    torch.testing.assert_close(scale[:, 0, 0], t[:, :10, 0].std(1, correction=0))
+    torch.testing.assert_close(scale[:, 0, 1], torch.full((50,), 5.0))  # constant: its magnitude, as the estimators
+    torch.testing.assert_close(_context_stats(t[:, :1], 1), (t[:, :1], t[:, :1].abs()))  # one row: constant
+    assert [v.unique().item() for v in _context_stats(t, 0)] == [0.0, 1.0]  # no context: nothing to learn from
 
 
 def test_numeric_features_are_standardised_by_the_context_rows():
