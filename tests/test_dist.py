@@ -3,7 +3,9 @@ through the engine's training loop and checkpoints, and its example."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -314,3 +316,21 @@ def test_example_runs_in_quick_mode(tmp_path):
                          text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "KL(predicted || exact)" in out.stdout
+
+
+def test_readme_states_the_measurement_count_the_shipped_model_was_trained_on():
+    trained = json.loads((ROOT / "pfn" / "configs" / "dist-gmm.json").read_text())["train"]["max_context"]
+    readme = (ROOT / "README.md").read_text()
+    stated = re.findall(r"up to (\d+) (?:scalar )?linear-Gaussian measurements", readme)
+    stated += re.findall(r"\| `dist-gmm` \|.* 1 to (\d+) measurements", readme)
+    assert len(stated) == 2 and {int(n) for n in stated} == {trained}, stated
+
+
+def test_dist_demo_figure_labels_every_axis():
+    from pfn.distribution_transformer.demo import demo_task, dist_demo_figure
+
+    task = demo_task()
+    name, sensor, readings = task["stages"][0]
+    exact = exact_posterior(task["prior"], readings, sensor)
+    fig = dist_demo_figure([(name, task["prior"], exact, exact)] * 2, task["truth"])
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes) and len(fig.axes) == 2

@@ -92,9 +92,21 @@ def run_dist_demo(out_dir: Path, model: Any = "dist-gmm") -> dict[str, Any]:
 
 
 def plot_dist_demo(out_dir: Path, stages: list[tuple[str, GMM, GMM, GMM]], truth: torch.Tensor) -> Path:
-    """Writes `out_dir/demo_dist.png`: one panel per stage `(title, exact belief before the update, predicted
-    posterior, exact posterior)` with their 2-sigma ellipses (grey; red; black dashed; line width ~ weight) and
-    the true position (`truth`: `2`)."""
+    """Writes `out_dir/demo_dist.png`, the `dist_demo_figure` of `stages` and `truth`; returns its path."""
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig = dist_demo_figure(stages, truth)
+    path = out_dir / "demo_dist.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def dist_demo_figure(stages: list[tuple[str, GMM, GMM, GMM]], truth: torch.Tensor) -> Any:
+    """A matplotlib figure with one panel per stage `(title, exact belief before the update, predicted posterior,
+    exact posterior)`: their 2-sigma ellipses (grey; red; black dashed; line width ~ weight) over the two
+    coordinates of the position, and the true position (`truth`: `2`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,7 +114,6 @@ def plot_dist_demo(out_dir: Path, stages: list[tuple[str, GMM, GMM, GMM]], truth
 
     from pfn.distribution_transformer.plot import draw_ellipses
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(stages), figsize=(5 * len(stages), 4.6), squeeze=False)
     for ax, (title, before, predicted, exact) in zip(axes[0], stages, strict=True):
         draw_ellipses(ax, before.weights, before.means, before.covs, "0.7", min_weight=0.0, lw=1.0)
@@ -110,14 +121,13 @@ def plot_dist_demo(out_dir: Path, stages: list[tuple[str, GMM, GMM, GMM]], truth
         draw_ellipses(ax, predicted.weights, predicted.means, predicted.covs, "C3")
         ax.plot(*truth.numpy(), "x", color="C0", ms=9, mew=2)
         ax.set_title(title, fontsize=10)
+        ax.set_xlabel("position, first coordinate z[0]")
+        ax.set_ylabel("position, second coordinate z[1]")
         ax.set_aspect("equal", "datalim")
     fig.suptitle("2-sigma ellipses: belief before the update (grey), exact posterior (black dashed), predicted "
                  "(red); line width ~ weight; x = true position", fontsize=9)
     fig.tight_layout()
-    path = out_dir / "demo_dist.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
-__all__ = ["demo_task", "plot_dist_demo", "run_dist_demo"]
+__all__ = ["demo_task", "dist_demo_figure", "plot_dist_demo", "run_dist_demo"]
