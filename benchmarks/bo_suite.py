@@ -31,20 +31,17 @@ Every finished (task, method, seed) run is appended as a line to
 so an interrupted benchmark continues where it stopped; delete the folder to start afresh.
 Without a shipped `pretrained/bo` the pfn method is skipped unless `--pfn-model` names a checkpoint.
 
-    PYTHONPATH=. python benchmarks/bo.py                                   # everything: slow (hours)
-    PYTHONPATH=. python benchmarks/bo.py --seeds 3 --n-trials 40 --tasks branin hartmann6
-    PYTHONPATH=. python benchmarks/bo.py --quick                           # smoke run, results/bo_quick.*
-    PYTHONPATH=. python benchmarks/bo.py --pfn-model runs/bo/step-00008000  # a PFN checkpoint not shipped
+    python benchmarks/bo_suite.py                                   # everything: slow (hours); results/bo.*
+    python benchmarks/bo_suite.py --seeds 3 --n-trials 40 --tasks branin hartmann6
+    python benchmarks/bo_suite.py --quick                           # smoke run, results/bo_quick.*
+    python benchmarks/bo_suite.py --pfn-model runs/bo/step-00008000  # a PFN checkpoint not shipped
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -53,17 +50,12 @@ from typing import Any
 import matplotlib
 import numpy as np
 import torch
+from bo_tasks import Task, all_tasks, normalised_regret  # sibling modules (run as a script)
+from results_io import RESULTS_DIR, describe_machine, machine_record, write_results
 
-# This script is named like the `bo` package: import the package before the script's folder goes on the path.
-_HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(_HERE)]
-import bo  # noqa: E402
-from bo.optimizer import default_n_initial  # noqa: E402
-from pfn.checkpoint import read_manifest  # noqa: E402
-
-sys.path.append(_HERE)
-from bo_tasks import Task, all_tasks, normalised_regret  # noqa: E402  (sibling modules)
-from results_io import RESULTS_DIR, write_results  # noqa: E402
+import bo
+from bo.optimizer import default_n_initial
+from pfn.checkpoint import read_manifest
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
@@ -328,15 +320,14 @@ def ask_time_at(runs: list[dict[str, Any]], n_observed: int) -> float:
 # --- report -------------------------------------------------------------------------------------
 def report(curves: dict[str, dict[str, np.ndarray]], timing: dict[str, dict[int, float]],
            in_runs: dict[str, dict[int, float]], args: argparse.Namespace,
-           seconds: float) -> tuple[dict[str, Any], str]:
+           seconds: float, machine: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The JSON record and the markdown report: regret per task and method, time per suggestion, targets."""
     methods = [m for m in METHODS if any(m in c for c in curves.values())]
     final = {m: {t: float(c[m][:, -1].mean()) for t, c in curves.items() if m in c} for m in methods}
     mean_final = {m: float(np.mean(list(v.values()))) for m, v in final.items()}
     lines = ["# Bayesian optimisation benchmark", "",
              f"{args.n_trials} evaluations, {args.seeds} seeds, PFN model `{args.pfn_model}`; "
-             f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-             f"{torch.get_num_threads()} threads; {seconds / 60:.0f} min; {datetime.date.today()}.", "",
+             f"{describe_machine(machine)}; {seconds / 60:.0f} min.", "",
              "## Mean final normalised regret (lower is better; a random point has about 1)", "",
              "| task | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     for task, c in curves.items():
@@ -391,7 +382,7 @@ def report(curves: dict[str, dict[str, np.ndarray]], timing: dict[str, dict[int,
               "timing_task": args.timing_task,
               "regret_quartiles_per_step": {t: {m: np.quantile(c[m], [0.25, 0.5, 0.75], axis=0).tolist() for m in c}
                                             for t, c in curves.items()},
-              "seconds": seconds, "date": str(datetime.date.today())}
+              "seconds": seconds, "machine": machine}
     return record, "\n".join(lines)
 
 
@@ -456,7 +447,7 @@ def main() -> None:
     in_runs = {m: {n: ask_time_at(all_runs[m], n) for n in TIMING_POINTS} for m in args.methods}
     timing = {} if args.no_timing else timing_study(tasks[args.timing_task], args.methods, args.timing_repeats,
                                                     args.pfn_model)
-    record, text = report(curves, timing, in_runs, args, time.perf_counter() - start)
+    record, text = report(curves, timing, in_runs, args, time.perf_counter() - start, machine_record())
     print(text)
     stem = "bo_quick" if args.quick else "bo"
     write_results(stem, record, text)

@@ -1,4 +1,4 @@
-"""The tasks of `benchmarks/bo.py`: BoTorch's synthetic functions and scikit-learn tuning problems.
+"""The tasks of `benchmarks/bo_suite.py`: BoTorch's synthetic functions and scikit-learn tuning problems.
 
 Every task is minimised. A synthetic task reports the noise-free value of each evaluated point
 (`true`) beside what the optimiser observed (`observed`, with noise in the noisy variants); its

@@ -44,11 +44,8 @@ Methods:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
-import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,7 +60,7 @@ import numpyro
 import numpyro.distributions as npd
 import torch
 from numpyro.infer import MCMC, NUTS
-from results_io import RESULTS_DIR, write_results  # sibling module: run as `python benchmarks/<name>.py`
+from results_io import RESULTS_DIR, machine_record, write_results  # sibling module (run as a script)
 from scipy.optimize import curve_fit
 from scipy.special import logsumexp
 
@@ -554,11 +551,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              "datasets": d["datasets"]} for s, d in sources.items()},
         "early_stopping": "EarlyStopping defaults (min_epochs = 10% of the horizon), final value = value at the "
                           "horizon", "figure": str(figure.relative_to(RESULTS_DIR.parent.parent)),
-        "anchor": anchor_info(args.anchor), "torch_threads": torch.get_num_threads(),
-        "hardware": {"processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "numpyro": numpyro.__version__, "jax": jax.__version__},
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "anchor": anchor_info(args.anchor),
+        "machine": machine_record(numpyro=numpyro.__version__, jax=jax.__version__),
     }
     report = markdown_report(rows, stopping, targets, settings)
     print(report)

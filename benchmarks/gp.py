@@ -23,11 +23,9 @@ in a fresh subprocess. Writes `benchmarks/results/gp.json` and `.md` (`gp_quick.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -48,7 +46,7 @@ import torch
 from botorch.models import SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from numpyro.infer import MCMC, NUTS
-from results_io import write_results  # sibling module: run as `python benchmarks/<name>.py`
+from results_io import machine_record, write_results  # sibling module: run as `python benchmarks/<name>.py`
 from tqdm import tqdm
 
 import pfn.checkpoint
@@ -543,12 +541,7 @@ def settings_record(args: argparse.Namespace, model: PFN, prior: GPPrior, nuts: 
                 "anew (shapes differ)",
         "nuts_divergences": int(sum(nuts_run.extra["divergences"])),
         "nuts_jax_compile_s": round(float(sum(nuts_run.extra["compile_s"])), 2),
-        "torch_threads": torch.get_num_threads(),
-        "hardware": {"processor": platform.processor() or platform.machine(), "platform": platform.platform(),
-                     "cpu_count": os.cpu_count()},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "gpytorch": gpytorch.__version__, "numpyro": numpyro.__version__, "jax": jax.__version__},
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine_record(gpytorch=gpytorch.__version__, numpyro=numpyro.__version__, jax=jax.__version__),
     }
 
 

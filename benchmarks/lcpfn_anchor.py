@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from results_io import machine_record  # sibling module: run as `python benchmarks/<name>.py`
 
 from pfn.checkpoint import read_checkpoint, verify_shipped
 from pfn.run_state import cpu_hours, stages
@@ -84,7 +84,7 @@ def train_anchor(out: Path, budget_s: float, emsize: int, nlayers: int, timing_e
     info = {"package": f"lcpfn {getattr(lcpfn, '__version__', '?')}", "emsize": emsize, "nlayers": nlayers,
             "epochs": epochs, "steps": epochs * STEPS_PER_EPOCH, "curves_seen": epochs * STEPS_PER_EPOCH * 100,
             "budget_s": budget_s, "timed_epoch_s": epoch_s, "wall_s": wall, "final_loss": float(result[0]),
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine()}
+            "machine": machine_record()}
     (out / "info.json").write_text(json.dumps(info, indent=1))
     return info
 

@@ -30,13 +30,11 @@ with `--quick`, which git ignores).
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
 import time
 from typing import Any
 
 import matplotlib
-from results_io import RESULTS_DIR, write_results  # sibling module: run as `python benchmarks/<name>.py`
+from results_io import RESULTS_DIR, machine_record, write_results  # sibling module (run as a script)
 
 import pfn.checkpoint
 from pfn.linreg import evaluate_linreg, tune_gd_step
@@ -128,8 +126,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "seed": args.seed, "dims": args.dims, "quick": args.quick, "gd_step_tuning": "closed-form best step "
               "per (n, d) on 2048 separate tasks (seed + 7,000,000)",
               "training_record": model.info.get("record", {}), "summary": summary, "rows": rows,
-              "wall_time_s": time.perf_counter() - t0, "machine": platform.machine(),
-              "date": datetime.date.today().isoformat()}
+              "wall_time_s": time.perf_counter() - t0, "machine": machine_record()}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     plot(rows, RESULTS_DIR / png)
     text = report(rows, record, png)

@@ -17,10 +17,8 @@ queries plus `.mean` and `.stddev` under 4 GiB of added memory.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -29,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from results_io import write_results  # sibling module: run as `python benchmarks/<name>.py`
+from results_io import machine_record, write_results  # sibling module: run as `python benchmarks/<name>.py`
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = (10_000, 100_000, 1_000_000)
@@ -145,14 +143,9 @@ def markdown_report(rows: list[dict[str, Any]], settings: dict[str, Any]) -> str
 
 
 def settings_record() -> dict[str, Any]:
-    """The machine and versions of the run."""
-    return {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-                   f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / GIB:.0f} GiB RAM, no GPU",
-        "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-    }
+    """The machine and versions of the run, and its memory."""
+    return {"machine": machine_record(),
+            "ram_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB, 1)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

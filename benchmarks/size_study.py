@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -38,8 +37,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from results_io import RESULTS_DIR, write_results  # noqa: E402  (sibling module)
+from results_io import RESULTS_DIR, describe_machine, machine_record, write_results  # noqa: E402  (sibling module)
 
 from pfn.cli import load_run_config  # noqa: E402
 from pfn.config import ModelConfig, TrainConfig  # noqa: E402
@@ -76,12 +74,12 @@ def run_candidate(prior: Any, model_cfg: ModelConfig, base: TrainConfig, budget_
             "datasets_seen": steps * cfg.batch_size * cfg.accumulate, "curve": curve}
 
 
-def report(config_name: str, budget_min: float, results: list[dict[str, Any]],
+def report(config_name: str, budget_min: float, results: list[dict[str, Any]], machine: dict[str, Any],
            overrides: dict[str, Any] | None = None) -> str:
     given = "".join(f" {part} overrides: `{json.dumps(o)}`." for part, o in (overrides or {}).items() if o)
     lines = [f"# Model size study: `{config_name}`, {budget_min:g} min of training each",
-             "", f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
-             f"torch {torch.__version__}. Validation NLL on the config's fixed prior batches.{given}", "",
+             "", f"Machine: {describe_machine(machine)}. Validation NLL on the config's fixed prior batches.{given}",
+             "",
              "| encoding | d_model | layers | d_ff | parameters | s/step | steps | datasets | final val NLL |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -135,8 +133,8 @@ def main(argv: list[str]) -> None:
         results.append(run_candidate(prior, model_cfg, base, args.budget_min * 60, args.evals, folder))
     record = {"config": name, "prior_overrides": json.loads(args.prior), "train_overrides": json.loads(args.train),
               "budget_min": args.budget_min,
-              "machine": platform.machine(), "torch_threads": torch.get_num_threads(), "candidates": results}
-    write_results(stem, record, report(name, args.budget_min, results,
+              "machine": machine_record(), "candidates": results}
+    write_results(stem, record, report(name, args.budget_min, results, record["machine"],
                                        {"Prior": record["prior_overrides"], "Train": record["train_overrides"]}))
     plot(results, RESULTS_DIR / f"{stem}.png")
 

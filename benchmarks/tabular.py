@@ -46,10 +46,8 @@ legacy`, `tabular_rows_<tables>.*` for `--rows-study`; a `_quick` suffix with `-
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.metadata
 import os
-import platform
 import re
 import statistics
 import sys
@@ -63,8 +61,7 @@ from typing import Any
 
 import numpy as np
 import sklearn
-import torch
-from results_io import write_results  # sibling modules: run as `python benchmarks/<name>.py`
+from results_io import machine_record, write_results  # sibling modules: run as `python benchmarks/<name>.py`
 from scipy.stats import loguniform, randint
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
@@ -515,12 +512,9 @@ def settings_record(args: argparse.Namespace, datasets: list[Dataset], methods: 
         "default_baselines": {task: [m.name for m in ms if m.default] for task, ms in methods.items()},
         "scores": f"classification from predict_proba (rows renormalised; accuracy of its argmax; ECE of the top-class "
                   f"confidence, {ECE_BINS} equal-width bins); regression from predict",
-        "hardware": {"processor": platform.processor() or platform.machine(), "platform": platform.platform(),
-                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                     "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "sklearn": sklearn.__version__,
-                     "numpy": np.__version__, "statsmodels": installed_version("statsmodels")},
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine_record(sklearn=sklearn.__version__, numpy=np.__version__,
+                                  statsmodels=installed_version("statsmodels")),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
 
 

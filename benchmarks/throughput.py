@@ -3,7 +3,8 @@ same GP job trained by automl/PFNs (`pfns` 0.4.2) side by side, on the CPU.
 
 What is timed. Each measurement is one call of the real `pfn.training.train` (the code path of `pfn train`,
 no second loop) on a config's prior, model and train sections with `device="cpu"`, `amp` set to false
-(fp32) or true (bf16 autocast of the forward pass, fp32 master weights) and `warmup + steps + 1` steps,
+(fp32) or true (bf16 autocast of the forward pass, fp32 master weights; bf16 even on a CPU without bf16
+instructions, where `pfn train` itself falls back to fp32: see `forced_bf16`) and `warmup + steps + 1` steps,
 without an output folder (no checkpoints), with the validation pass and the checkpoints scheduled past the
 timed window and the head's bucket borders drawn from at most 20,000 prior targets (set-up, untimed; it
 only places the buckets). The prior is wrapped in a recorder whose `sample` stamps the start and end of
@@ -73,25 +74,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import importlib.metadata
 import importlib.util
 import io
 import os
-import platform
 import sys
 import time
 import types
+import unittest.mock
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
-from results_io import write_results  # sibling module: run as `python benchmarks/<name>.py`
+from results_io import describe_machine, machine_record, write_results  # sibling module (run as a script)
 
 from pfn.cli import CONFIG_DIR, load_run_config
 from pfn.config import ModelConfig, TrainConfig
+from pfn.device import BF16_CPU_FLAGS, cpu_flags
 from pfn.training import train
 from priors import GPPrior, prior_from_dict
 from priors.hyperpriors import Fixed
@@ -175,10 +176,19 @@ class RecordingPrior:
         return getattr(self._prior, name)
 
 
+@contextlib.contextmanager
+def forced_bf16() -> Iterator[None]:
+    """`pfn.train` with `amp: true` runs bf16 inside this block whatever the CPU (elsewhere it falls back to fp32
+    where `pfn.device.bf16_is_fast` says no): the bf16 columns time bf16 itself, also where it is slow."""
+    with unittest.mock.patch("pfn.training.bf16_is_fast", return_value=(True, "forced by benchmarks/throughput.py")):
+        yield
+
+
 def measure_ours(prior: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, amp: bool, warmup: int,
                  steps: int, compile: bool = False) -> dict[str, Any]:
     """Trains `warmup + steps + 1` steps with `pfn.training.train` on the CPU (with `compile`, at least
-    `COMPILE_WARMUP` warm-up steps); returns the window's timings (`Calls.window`) and the final training loss."""
+    `COMPILE_WARMUP` warm-up steps; with `amp`, in bf16 on any CPU: `forced_bf16`); returns the window's
+    timings (`Calls.window`), the final training loss and the record's "amp_used"."""
     warmup = max(warmup, COMPILE_WARMUP) if compile else warmup
     total = warmup + steps + 1
     cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "device": "cpu", "amp": amp, "compile": compile, "steps": total,
@@ -186,10 +196,11 @@ def measure_ours(prior: Any, model_cfg: ModelConfig, train_cfg: TrainConfig, amp
                                  "checkpoint_every": total + 1, "val_every": total + 1, "val_batches": 1,
                                  "border_samples": min(train_cfg.border_samples, BORDER_SAMPLES)})
     recorder = RecordingPrior(prior, model_cfg)
-    model = train(recorder, model_cfg, cfg, None, progress=False)
+    with forced_bf16() if amp else contextlib.nullcontext():
+        model = train(recorder, model_cfg, cfg, None, progress=False)
     first = len(recorder.calls.starts) - total * cfg.accumulate
     return {**recorder.calls.window(first, warmup, steps, cfg.accumulate),
-            "train_loss": model.info["record"]["train_loss"]}
+            "train_loss": model.info["record"]["train_loss"], "amp_used": model.info["record"]["amp_used"]}
 
 
 def max_tokens_per_table(model_cfg: ModelConfig, train_cfg: TrainConfig) -> int:
@@ -339,31 +350,21 @@ def measure_anchor(warmup: int, steps: int) -> dict[str, Any]:
             "tensorboard_stub": importlib.util.find_spec("tensorboard") is None, "widths": rows}
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what `platform` says."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def hardware() -> dict[str, Any]:
-    """The machine and software a run measured: CPU, cores, torch threads, versions, date, load."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "usable_cores": usable,
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "load_before": list(os.getloadavg())}
+def cpu_bf16() -> dict[str, Any]:
+    """What decides the CPU's bf16 speed: torch's `capability` and the CPU's bf16 `instructions`
+    (`pfn.device.BF16_CPU_FLAGS` found in /proc/cpuinfo; none: bf16 is emulated, and slow)."""
+    return {"capability": torch.backends.cpu.get_cpu_capability(),
+            "instructions": sorted(cpu_flags() & set(BF16_CPU_FLAGS))}
 
 
 def report(record: dict[str, Any]) -> str:
     """The markdown report of a run's `record`."""
-    hw = record["hardware"]
+    machine = record["machine"]
     lines = [f"# Training throughput{' (quick)' if record['quick'] else ''}", "",
-             f"{hw['date']}: {hw['cpu']}, {hw['cores']} cores ({hw['usable_cores']} usable), "
-             f"{hw['torch_threads']} torch threads, torch {hw['torch']}, Python {hw['python']}. "
-             f"Load average before {hw['load_before'][0]:.2f}, after {hw['load_after'][0]:.2f}. "
+             f"{describe_machine(machine)}. "
+             f"Load average before {machine['load'][0]:.2f}, after {machine['load_after'][0]:.2f}. "
+             f"torch CPU capability {record['cpu_bf16']['capability']}, bf16 instructions: "
+             f"{', '.join(record['cpu_bf16']['instructions']) or 'none (bf16 is emulated)'}. "
              f"{record['steps']} timed steps after {record['warmup']} warm-up steps, on the CPU. "
              "Tokens and timings as defined in `benchmarks/throughput.py`'s docstring.", ""]
     if record["configs"]:
@@ -429,8 +430,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error("--steps must be >= 1 and --warmup >= 0")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    record: dict[str, Any] = {"quick": args.quick, "steps": steps, "warmup": warmup, "hardware": hardware(),
-                              "configs": [], "anchor": {}}
+    record: dict[str, Any] = {"quick": args.quick, "steps": steps, "warmup": warmup, "machine": machine_record(),
+                              "cpu_bf16": cpu_bf16(), "configs": [], "anchor": {}}
     print(f"{steps} timed steps after {warmup} warm-up steps, {torch.get_num_threads()} torch threads", flush=True)
     for name in args.configs:
         print(f"config {name}", flush=True)
@@ -444,7 +445,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         except ImportError as err:
             print(f"  skipping the anchor: {err}", flush=True)
             record["anchor"] = {"skipped": str(err)}
-    record["hardware"]["load_after"] = list(os.getloadavg())
+    record["machine"]["load_after"] = list(os.getloadavg())
     text = report(record)
     print(text)
     write_results("throughput_quick" if args.quick else "throughput", record, text)
