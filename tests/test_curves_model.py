@@ -69,6 +69,23 @@ def test_forward_calls_once_for_all_curves(perturbed, monkeypatch):
     assert calls == [torch.Size([4, 30, 1])]
 
 
+def test_curves_are_predicted_in_chunks_that_equal_one_pass(perturbed, monkeypatch):
+    curves = curves_of([3, 30, 12, 1, 7])
+    whole = perturbed.predict(curves, HORIZON, bounds=(0, 1))
+    calls = []
+    original = perturbed.model.transformer.encode_context
+    monkeypatch.setattr(perturbed.model.transformer, "encode_context",
+                        lambda *a, **k: calls.append(a[0].shape[0]) or original(*a, **k))
+    chunked = perturbed.predict(curves, HORIZON, bounds=(0, 1), chunk_size=2 * HORIZON + 1)  # two curves a pass
+    assert calls == [2, 2, 1]
+    torch.testing.assert_close(chunked.normalized.log_probs, whole.normalized.log_probs, atol=2e-5, rtol=2e-5)
+    torch.testing.assert_close(chunked.quantile(0.5), whole.quantile(0.5), atol=1e-5, rtol=1e-5, equal_nan=True)
+    one = perturbed.predict(curves, HORIZON, bounds=(0, 1), chunk_size=1)  # fewer queries than a curve: one curve
+    torch.testing.assert_close(one.normalized.log_probs, whole.normalized.log_probs, atol=2e-5, rtol=2e-5)
+    with pytest.raises(ValueError, match="chunk_size must be a positive number of queries"):
+        perturbed.predict(curves, HORIZON, chunk_size=0)
+
+
 def test_a_2d_array_with_nan_for_unseen_epochs_equals_the_list_of_curves(perturbed):
     curves = curves_of([5, 17, 9])
     table = np.full((3, HORIZON), np.nan)

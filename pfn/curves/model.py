@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pfn.checkpoint import load
@@ -12,6 +13,7 @@ from pfn.curves.inputs import check_horizon, curve_matrix
 from pfn.curves.normalize import Metric
 from pfn.curves.predictive import CurvePredictive
 from pfn.model import PFN
+from pfn.riemann import RiemannDistribution
 
 
 class LCPFN:
@@ -41,7 +43,7 @@ class LCPFN:
         self.max_horizon = int(n_points)
 
     def predict(self, curves: Any, horizon: int, direction: str = "maximize",
-                bounds: tuple[float | None, float | None] | None = None) -> CurvePredictive:
+                bounds: tuple[float | None, float | None] | None = None, chunk_size: int = 16384) -> CurvePredictive:
         """The predictive of every curve at every epoch `1, ..., horizon`.
 
         Args:
@@ -54,25 +56,47 @@ class LCPFN:
             bounds: `(lo, hi)` of the metric, either None if unknown (see
                 `pfn.curves.normalize`: both declared maps the metric affinely onto the prior's
                 `[0, 1]`; otherwise it is fitted per curve). Values outside raise a `ValueError`.
+            chunk_size: Queries (curves x `horizon` epochs) per forward pass: the curves are
+                predicted in chunks of `chunk_size // horizon` (at least one) written into one
+                `B x horizon x K` table, so memory is that table plus one chunk (10,000 curves
+                at horizon 100: 4.1 GiB peak, the table 3.7 GiB, against 8.0 GiB unchunked).
 
         Returns:
             A `CurvePredictive` with batch shape `B x horizon` in the metric's units; entries at
             observed epochs are NaN. `pred[:, -1]` is the predictive at the horizon.
         """
         horizon = check_horizon(horizon, self.max_horizon)
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of queries, got {chunk_size!r}")
         metric = Metric(direction, bounds)
         values = curve_matrix(curves, horizon)  # B x W
         scale = metric.fit(values)
-        seen = ~torch.isnan(values)
+        normalized = self._predict_z(scale.normalize(values), horizon, max(1, int(chunk_size) // horizon))
+        b, w = values.shape
+        observed = torch.nn.functional.pad(~torch.isnan(values), (0, horizon - w)).to(self.model.device)
+        return CurvePredictive(normalized, scale.expand((b, horizon)).to(self.model.device), observed)
+
+    def _predict_z(self, z: torch.Tensor, horizon: int, rows: int) -> RiemannDistribution:
+        """The model's predictive of `z` at epochs `1, ..., horizon` of each curve of `z` (`B x W`, NaN unseen).
+
+        Decodes `rows` curves per forward pass (each curve's prediction depends on its own row only)
+        and writes their bucket log-probabilities into one table; returns a `B x horizon` distribution.
+        """
         device = self.model.device
         epochs = torch.arange(1, horizon + 1, dtype=torch.float32, device=device) / horizon
-        b, w = values.shape
-        x_context = epochs[:w].expand(b, w).unsqueeze(-1)
-        y_context = scale.normalize(values).nan_to_num(0.0).float().to(device)
-        x_query = epochs.expand(b, horizon).unsqueeze(-1)
-        normalized = self.model.predict(x_context, y_context, x_query, context_mask=seen.to(device))
-        observed = torch.nn.functional.pad(seen, (0, horizon - w)).to(device)
-        return CurvePredictive(normalized, scale.expand((b, horizon)).to(device), observed)
+        seen = ~torch.isnan(z)
+        y_context = z.nan_to_num(0.0).float()
+        b, w = z.shape
+        table, borders = None, None
+        for start in range(0, b, rows):
+            n = min(rows, b - start)
+            part = self.model.predict(epochs[:w].expand(n, w).unsqueeze(-1), y_context[start:start + n].to(device),
+                                      epochs.expand(n, horizon).unsqueeze(-1),
+                                      context_mask=seen[start:start + n].to(device))
+            if table is None:
+                table, borders = part.log_probs.new_empty(b, horizon, part.log_probs.shape[-1]), part.borders
+            table[start:start + n] = part.log_probs
+        return RiemannDistribution(table, borders, normalized=True)
 
 
 __all__ = ["LCPFN"]
