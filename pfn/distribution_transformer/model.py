@@ -230,9 +230,10 @@ class DistributionTransformer(nn.Module):
 
         - More scalar measurements (`n * o`) than the `max_measurements` of one training task (100 for the
           shipped dist-gmm): they are read in stages of at most that many (`observations.stages`), each
-          stage's posterior the next one's prior; the first stage takes observations as they are, each later
-          one about nine times the observations before it, averaged in groups (a group's mean is a sufficient
-          statistic, so the exact posterior is unchanged). Shipped dist-gmm, 64 prior tasks: mean KL to the
+          stage's posterior the next one's prior (a model without a training record reads all of them in one
+          pass); the first stage takes observations as they are, each later one about nine times the
+          observations before it, averaged in groups (a group's mean is a sufficient statistic, so the exact
+          posterior is unchanged). Shipped dist-gmm, 64 prior tasks: mean KL to the
           exact posterior 0.13 / 0.11 / 0.19 nats at 1000 / 10,000 / 100,000 observations, where one pass gave
           25 / 792.
         - A measurement (or, in a later stage, a group's mean) farther than `MAX_RESIDUAL` = 6 standard
