@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from pfn.config import ModelConfig
+from pfn.checkpoint import read_manifest
 from pfn.curves import LCPFN, CurvePredictive, EarlyStopping, Metric, StoppingRule
 from pfn.curves.inputs import curve_matrix
-from pfn.model import PFN
 from pfn.riemann import RiemannDistribution
 
 K = 400  # buckets of the stub's predictive of z on [-0.5, 1.5]
@@ -135,14 +134,20 @@ def test_rule_defaults_and_bad_settings():
         EarlyStopping(horizon=500, model=UniformGainModel(0.0, 0.1))
 
 
-def test_the_hook_runs_on_a_real_model():
-    torch.manual_seed(0)
-    config = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, n_buckets=20, max_features=1)
-    model = PFN(config, {"borders": torch.linspace(0, 1, 21)}, {"train": {"n_points": 20}})
-    hook = EarlyStopping(horizon=20, direction="minimize", bounds=(0, None), min_epochs=3, model=model)
-    run(hook, list(np.linspace(2.0, 0.5, 20)))
-    run(hook, [3.0] * 20)
-    assert hook.best == pytest.approx(0.5) and all(0 <= d.prob <= 1 for d in hook.history if d.prob is not None)
+@pytest.mark.skipif("lcpfn" not in read_manifest()["models"], reason="pretrained/lcpfn is not shipped")
+def test_the_shipped_model_stops_a_hopeless_run_and_keeps_a_better_one():
+    # Run 0 (a loss falling from 2 to 0.5) completes and sets the reference 0.5. Run 1 stays at 3.0: hopeless, it
+    # must stop at the first decision. Run 2 starts above 0.5 (0.91 at epoch 3) but falls fast: it must run to
+    # the end and become the reference. A model that predicts the same whatever the curve gets both runs alike.
+    hook = EarlyStopping(horizon=20, direction="minimize", bounds=(0, None), min_epochs=3, min_prob=0.05,
+                         model="lcpfn")
+    assert run(hook, list(np.linspace(2.0, 0.5, 20))) is None and hook.best == pytest.approx(0.5)
+    assert run(hook, [3.0] * 20) == 3
+    better = (0.15 + 1.6 * np.exp(-0.25 * np.arange(1, 21))).tolist()
+    assert better[2] > 0.5
+    assert run(hook, better) is None and hook.best == pytest.approx(better[-1])
+    first_probs = [next(d.prob for d in hook.history if d.run == r and d.prob is not None) for r in (1, 2)]
+    assert first_probs[0] < 0.01 and first_probs[1] > 0.3, first_probs
 
 
 # --- the Optuna pruner --------------------------------------------------------------------
