@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize
 
+from bo.checks import check_integer
 from bo.space import Space, sobol
 
 AcquisitionFunction = Callable[[torch.Tensor], torch.Tensor]
@@ -67,11 +68,11 @@ class AcquisitionOptimizer:
     refiner: str = "lbfgsb"
 
     def __post_init__(self) -> None:
-        for name in ("n_candidates", "n_starts", "maxiter", "max_rounds"):
-            if not getattr(self, name) >= 1:
-                raise ValueError(f"AcquisitionOptimizer.{name} must be >= 1, got {getattr(self, name)}")
-        if not (self.n_around_best >= 0 and self.sigma > 0):
-            raise ValueError("AcquisitionOptimizer needs n_around_best >= 0 and sigma > 0")
+        for name, minimum in (("n_candidates", 1), ("n_around_best", 0), ("n_starts", 1), ("maxiter", 1),
+                              ("max_rounds", 1)):
+            object.__setattr__(self, name, check_integer(f"AcquisitionOptimizer.{name}", getattr(self, name), minimum))
+        if not self.sigma > 0:
+            raise ValueError(f"AcquisitionOptimizer.sigma must be > 0, got {self.sigma!r}")
         if self.refiner not in _REFINERS:
             raise ValueError(f"AcquisitionOptimizer.refiner must be one of {sorted(_REFINERS)}, got {self.refiner!r}")
 

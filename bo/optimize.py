@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from bo.acquisition import Acquisition
+from bo.checks import check_integer
 from bo.optimizer import Optimizer
 from bo.plots import plot_convergence, plot_predictions
 from bo.space import Parameter, Space
@@ -68,7 +69,8 @@ def optimize(objective: Objective, space: Mapping[str, Parameter] | Space, n_tri
         objective: Takes a dict of parameter values, returns a float. An exception, NaN or
             infinity records a failed trial (logged as a warning) and the run goes on.
         space: A dict of name to `bo.Float`, `bo.Int` or `bo.Categorical`.
-        n_trials: Evaluations in all (the initial design included).
+        n_trials: Evaluations in all (the initial design included). Counts (`n_trials`,
+            `n_initial`, `batch_size`, `seed`) take any integer (`int`, `np.int64`, ...; not a bool).
         surrogate: "pfn", "gp" or a `Surrogate` (see `Optimizer`).
         n_initial: Size of the initial Sobol design (default `d + 1`, at least 3).
         batch_size: Evaluations in flight at once. Without an executor they run one after
@@ -102,10 +104,8 @@ def optimize(objective: Objective, space: Mapping[str, Parameter] | Space, n_tri
     from a module needs that module on the workers too), and an exception on a worker is a
     failed trial as it is here. See `examples/bo_dask_parallel.py`.
     """
-    if not (isinstance(n_trials, int) and n_trials >= 1):
-        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    n_trials = check_integer("n_trials", n_trials, 1)
+    batch_size = check_integer("batch_size", batch_size, 1)
     opt = Optimizer(space, surrogate=surrogate, acquisition=acquisition, seed=seed, direction=direction,
                     n_initial=n_initial)
     callbacks = list(callbacks)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,21 +14,38 @@ import torch
 
 from bo.acquisition import Acquisition, make_acquisition
 from bo.acquisition_optimizer import AcquisitionOptimizer
+from bo.checks import check_integer
 from bo.space import Parameter, Space, sobol
+from bo.state import DIRECTIONS, FORMAT, StateFileError, check_state, read_state, write_state
 from bo.surrogates import Surrogate, make_surrogate
 from bo.trial import Trial, history
 
 if TYPE_CHECKING:
     import pandas as pd
 
-FORMAT = "bo.Optimizer/1"
-DIRECTIONS = ("minimize", "maximize")
 N_INCUMBENTS = 3  # best observed points whose neighbourhoods seed acquisition candidates
 
 
 def default_n_initial(dim: int) -> int:
     """Initial design size for a `dim`-dimensional space when none is given: `dim + 1`, at least 3."""
     return max(3, dim + 1)
+
+
+def same_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two validated parameter dicts are the same point: equal names, and values equal in type and value."""
+    return a.keys() == b.keys() and all(type(a[k]) is type(b[k]) and a[k] == b[k] for k in a)
+
+
+def _scalar_value(value: Any) -> float | None:
+    """An objective value told for one trial as a float (None stays None); raises TypeError for anything else."""
+    if isinstance(value, np.ndarray | torch.Tensor):
+        if value.ndim != 0:
+            raise TypeError(f"value must be one number per trial, got an array of shape {tuple(value.shape)}; "
+                            "tell each trial its own value")
+        value = value.item()
+    if value is None or (isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)):
+        return None if value is None else float(value)
+    raise TypeError(f"value must be a real number (or NaN / None for a failure), got {value!r}")
 
 
 class Optimizer:
@@ -76,10 +91,8 @@ class Optimizer:
         self.space = Space(space)
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
-        if n_initial is not None and not (isinstance(n_initial, numbers.Integral) and n_initial >= 1):
-            raise ValueError(f"n_initial must be a positive integer, got {n_initial!r}")
-        if seed is not None and not (isinstance(seed, numbers.Integral) and seed >= 0):
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        n_initial = None if n_initial is None else check_integer("n_initial", n_initial, 1)
+        seed = None if seed is None else check_integer("seed", seed, 0)
         self.surrogate_name = surrogate if isinstance(surrogate, str) else None
         self.surrogate = make_surrogate(surrogate)
         max_dims = self.surrogate.max_dims
@@ -89,8 +102,8 @@ class Optimizer:
         self.acquisition = make_acquisition(acquisition)
         self.acquisition_optimizer = acquisition_optimizer or AcquisitionOptimizer(**self.surrogate.acquisition_budget)
         self.direction = direction
-        self.n_initial = int(n_initial) if n_initial is not None else default_n_initial(self.space.dim)
-        self.seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy)
+        self.n_initial = n_initial if n_initial is not None else default_n_initial(self.space.dim)
+        self.seed = seed if seed is not None else int(np.random.SeedSequence().entropy)
         self._rng = np.random.default_rng(self.seed)
         self.trials: list[Trial] = []
         self._fit_key: tuple | None = None
@@ -142,8 +155,7 @@ class Optimizer:
 
         Suggestions account for every pending trial, those of earlier `ask` calls included.
         """
-        if not (isinstance(n, numbers.Integral) and n >= 1):
-            raise ValueError(f"ask(n) needs a positive integer n, got {n!r}")
+        n = check_integer("ask(n): n", n, 1)
         out = []
         for _ in range(n):
             params = self.space.decode(self._suggest().unsqueeze(0))[0]
@@ -154,24 +166,24 @@ class Optimizer:
     def tell(self, params: Mapping[str, Any], value: Any = None, *, failed: bool = False) -> Trial:
         """Records the result of evaluating `params`.
 
-        The oldest pending trial with these parameters is completed; parameters never asked
-        for become a new trial. A NaN or infinite `value`, `value=None` or `failed=True`
-        record a failed trial (never an error).
+        The oldest pending trial with these parameters is completed, each value matched by type
+        as well as by value (so in `Categorical([True, 1])`, `1` never completes the trial of
+        `True`); parameters never asked for become a new trial. A NaN or infinite `value`,
+        `value=None` or `failed=True` record a failed trial (never an error).
 
         Args:
             params: The parameters, as returned by `ask` (or any point of the space).
-            value: The objective's value (a real number).
+            value: The objective's value: one real number (a Python or numpy scalar, or a
+                0-d array or tensor; not a bool).
             failed: Record a failure whatever the value.
 
         Returns:
             The finished trial.
         """
         params = self.space.validate(params)
-        if value is not None and not isinstance(value, numbers.Real | np.ndarray | torch.Tensor):
-            raise TypeError(f"value must be a real number (or NaN / None for a failure), got {value!r}")
-        value = None if value is None else float(value)
+        value = _scalar_value(value)
         now = time.time()
-        trial = next((t for t in self.trials if t.state == "pending" and t.params == params), None)
+        trial = next((t for t in self.trials if t.state == "pending" and same_params(t.params, params)), None)
         if trial is None:
             trial = Trial(len(self.trials), params, start=now)
             self.trials.append(trial)
@@ -218,10 +230,14 @@ class Optimizer:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restores trials, settings and the random generator from `state_dict()` (the surrogate is kept).
 
-        The state must be of an optimiser with the same space and direction.
+        The state must be of an optimiser with the same space and direction; its fields are
+        checked (`bo.state.check_state`) before anything changes.
+
+        Raises:
+            ValueError: naming the field that is missing or of the wrong type, or if the space or
+                direction differs from this optimiser's.
         """
-        if state.get("format") != FORMAT:
-            raise ValueError(f"not a saved optimizer state (format {state.get('format')!r}, expected {FORMAT!r})")
+        check_state(state)
         if Space.from_dict(state["space"]) != self.space or state["direction"] != self.direction:
             raise ValueError("the saved state is of a different space or direction than this optimizer's")
         self.acquisition = make_acquisition(state["acquisition"])
@@ -229,31 +245,39 @@ class Optimizer:
         self.n_initial, self.seed = int(state["n_initial"]), int(state["seed"])
         self._rng = np.random.default_rng()
         self._rng.bit_generator.state = state["rng"]
-        self.trials = [Trial.from_dict(t) for t in state["trials"]]
+        self.trials = [Trial.from_dict({**t, "params": self.space.validate(t["params"])}) for t in state["trials"]]
         self._fit_key = None
 
     def save(self, path: str | Path) -> Path:
-        """Writes `state_dict()` as JSON to `path` (atomically: a crash never leaves half a file)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.state_dict(), indent=1))
-        os.replace(tmp, path)
-        return path
+        """Writes `state_dict()` with the sha256 of its content as JSON to `path` (atomically; `bo.state`)."""
+        return write_state(path, self.state_dict())
 
     @classmethod
     def load(cls, path: str | Path, surrogate: str | Surrogate | None = None) -> Optimizer:
         """An optimiser restored from `save(path)`.
 
+        The file is verified first (`bo.state.read_state`): its sha256, then every field's type.
+        A file saved before states carried a checksum (format `bo.Optimizer/1`) loads with a
+        warning; save it again to add one.
+
         Args:
             path: The JSON file.
             surrogate: The surrogate; required when the saved optimiser had a `Surrogate`
                 instance rather than a name (pass an equivalent one for an exact resume).
+
+        Raises:
+            bo.state.StateFileError: a `ValueError` naming the file and what is wrong with it
+                (unreadable, not JSON, not an optimiser's state, modified, or a field of the wrong type).
+            ValueError: if the state was saved with a `Surrogate` instance and none is passed.
         """
-        state = json.loads(Path(path).read_text())
-        surrogate = surrogate if surrogate is not None else state.get("surrogate")
+        state = read_state(path)
+        surrogate = surrogate if surrogate is not None else state["surrogate"]
         if surrogate is None:
             raise ValueError(f"{path} was saved with a Surrogate instance; pass one: "
                              "Optimizer.load(path, surrogate=...)")
-        opt = cls(Space.from_dict(state["space"]), surrogate, direction=state["direction"], seed=state["seed"])
+        try:
+            opt = cls(Space.from_dict(state["space"]), surrogate, direction=state["direction"], seed=state["seed"])
+        except ValueError as err:  # e.g. an unknown surrogate name
+            raise StateFileError(f"{path} cannot be restored: {err}") from None
         opt.load_state_dict(state)
         return opt

@@ -42,13 +42,15 @@ import numpy as np
 import torch
 from scipy.stats import qmc
 
+from bo.checks import check_integer, is_integer
+
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 def _check_number(name: str, value: Any, integral: bool) -> None:
     kind = "an integer" if integral else "a finite number"
-    ok = isinstance(value, numbers.Integral) if integral else isinstance(value, numbers.Real)
-    if not ok or isinstance(value, bool) or not math.isfinite(value):
+    ok = is_integer(value) if integral else isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value):
         raise TypeError(f"{name} must be {kind}, got {value!r}")
 
 
@@ -324,8 +326,8 @@ class Space:
         return out
 
     def sample(self, n: int, seed: int) -> list[dict[str, Any]]:
-        """`n` parameter dicts from a scrambled Sobol sequence in the unit cube."""
-        return self.decode(sobol(n, self.dim, seed))
+        """`n` parameter dicts from a scrambled Sobol sequence in the unit cube (`n`, `seed`: any integers)."""
+        return self.decode(sobol(check_integer("n", n, 1), self.dim, check_integer("seed", seed, 0)))
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {name: p.to_dict() for name, p in self.params.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -94,6 +95,48 @@ def test_tell_accepts_unasked_points_and_rejects_bad_input(surrogate):
         opt.tell({"x": 0.5, "lr": 0.01, "n": 2, "act": "relu"}, "3.0")
     with pytest.raises(ValueError, match="positive integer"):
         opt.ask(0)
+
+
+def test_tell_matches_a_pending_trial_by_type_as_well_as_value(surrogate):
+    opt = bo.Optimizer({"flag": bo.Categorical([True, 1])}, surrogate=surrogate, seed=0)
+    first, second = opt.ask(2)
+    assert {type(first["flag"]), type(second["flag"])} == {bool, int}  # the Sobol design asks both
+    told = opt.tell(second, 0.5)  # equal to `first` by ==, which would complete trial 0
+    assert told.number == 1 and opt.trials[0].state == "pending" and type(told.params["flag"]) is type(second["flag"])
+    assert opt.tell(first, 0.7).number == 0
+
+
+@pytest.mark.parametrize("value", [np.array([1.0, 2.0]), np.array([1.5]), torch.tensor([0.5, 1.0]), True])
+def test_tell_takes_one_number_per_trial(surrogate, value):
+    opt = _optimizer(surrogate)
+    (p,) = opt.ask()
+    with pytest.raises(TypeError, match="one number per trial|real number"):
+        opt.tell(p, value)
+    assert opt.trials[0].state == "pending"
+
+
+@pytest.mark.parametrize("value", [np.float64(1.5), np.float32(1.5), np.array(1.5), torch.tensor(1.5), np.int64(2)])
+def test_tell_takes_numpy_and_torch_scalars(surrogate, value):
+    opt = _optimizer(surrogate)
+    (p,) = opt.ask()
+    trial = opt.tell(p, value)
+    assert trial.state == "complete" and trial.value == float(value) and type(trial.value) is float
+
+
+def test_every_count_takes_any_integer_but_not_a_bool_or_a_float(surrogate):
+    opt = bo.Optimizer(SPACE, surrogate=surrogate, seed=np.int64(3), n_initial=np.int32(2), acquisition_optimizer=bo.
+                       AcquisitionOptimizer(n_candidates=np.int64(16), n_around_best=np.int64(4), n_starts=np.int8(2),
+                                            maxiter=np.int64(3)))
+    assert len(opt.ask(np.int64(2))) == 2 and type(opt.seed) is int and type(opt.n_initial) is int
+    json.dumps(opt.state_dict())  # every count is a Python int
+    assert len(bo.Space(SPACE).sample(np.int64(2), seed=np.int64(0))) == 2
+    for bad in (True, 2.0, "2"):
+        with pytest.raises(TypeError, match="must be a positive integer"):
+            opt.ask(bad)
+        with pytest.raises(TypeError, match="n_initial must be a positive integer"):
+            bo.Optimizer(SPACE, surrogate=surrogate, n_initial=bad)
+        with pytest.raises(TypeError, match="n_starts must be a positive integer"):
+            bo.AcquisitionOptimizer(n_starts=bad)
 
 
 @pytest.mark.parametrize("kwargs, match", [
