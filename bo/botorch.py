@@ -65,7 +65,6 @@ class PFNModel(Model):
         self.surrogate = PFNSurrogate(model, power_transform=power_transform)
         self.surrogate.fit(train_X, train_Y.squeeze(-1))
         self.train_X = self.surrogate.train_X
-        self._z_train = self.surrogate.transform(self.surrogate.train_y)  # n, the PFN's units
 
     @property
     def num_outputs(self) -> int:
@@ -116,8 +115,9 @@ class PFNModel(Model):
             A `RiemannDistribution` with batch shape `m x 1`.
         """
         m = x_fantasy.shape[0]
-        x_context = torch.cat([self.train_X.expand(m, *self.train_X.shape), x_fantasy], dim=1)
-        z_context = torch.cat([self._z_train.expand(m, -1), z_fantasy], dim=1)
+        x_train, z_train = self.surrogate.context_X, self.surrogate.context_z  # the PFN's units
+        x_context = torch.cat([x_train.expand(m, *x_train.shape), x_fantasy], dim=1)
+        z_context = torch.cat([z_train.expand(m, -1), z_fantasy], dim=1)
         grad = torch.is_grad_enabled()
         return self.surrogate.model.fit(x_context, z_context, grad=grad).predict(x_next, grad=grad)
 

@@ -110,6 +110,28 @@ def test_progress_bar_shows_the_best_value(tiny_pfn, capsys):
     assert "3/3" in err and f"best={result.best_value:.6g}" in err
 
 
+@pytest.mark.parametrize("extreme", [-1e200, 1e308, -1e308])
+def test_a_huge_finite_value_is_never_fatal_on_the_pfn_surrogate(tiny_pfn, extreme):
+    calls = [0]
+
+    def wild(p: dict) -> float:
+        calls[0] += 1
+        return extreme if calls[0] == 2 else objective(p)
+
+    result = bo.optimize(wild, SPACE, 7, surrogate=PFNSurrogate(tiny_pfn), n_initial=3, seed=0, progress=False)
+    history = result.history
+    assert (history["state"] == "complete").all() and history["value"].iloc[1] == extreme
+    assert result.best_value == min(history["value"])
+
+
+def test_counts_of_optimize_take_numpy_integers(tiny_pfn):
+    result = bo.optimize(objective, SPACE, np.int64(3), surrogate=PFNSurrogate(tiny_pfn), batch_size=np.int64(2),
+                         n_initial=np.int64(2), seed=np.int64(0), progress=False)
+    assert len(result.history) == 3
+    with pytest.raises(TypeError, match="n_trials must be a positive integer"):
+        bo.optimize(objective, SPACE, True, surrogate=PFNSurrogate(tiny_pfn))
+
+
 def test_maximize_and_arguments(tiny_pfn):
     result = bo.optimize(lambda p: -objective(p), SPACE, 4, surrogate=PFNSurrogate(tiny_pfn), seed=0,
                          progress=False, direction="maximize")

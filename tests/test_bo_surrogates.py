@@ -281,3 +281,77 @@ def test_bar_predictive_wraps_a_riemann_distribution_for_minimisation():
     torch.testing.assert_close(pred.ucb(3.0), dist.ucb(3.0, maximize=False))
     torch.testing.assert_close(pred.log_expected_improvement(0.1), pred.expected_improvement(0.1).log())
     assert torch.isfinite(pred.log_expected_improvement(-1e3)).all()  # EI underflows to 0 there
+
+
+# --- extreme values (clipped by a fixed rule) ------------------------------------------------------
+
+@pytest.mark.parametrize("extreme", [-1e200, 1e308, -1e308])
+def test_outcome_transform_clips_extreme_values_and_keeps_the_others_apart(extreme):
+    y = torch.tensor([0.3, 0.1, 0.5, 0.7, 0.2, 0.4, extreme], dtype=torch.float64)
+    transform = OutcomeTransform(y)
+    z = transform(y)
+    assert torch.isfinite(z).all() and z.abs().max() < 10
+    assert torch.equal(torch.argsort(z[:6]), torch.argsort(y[:6]))  # the ordinary values stay distinct, in order
+    assert (z[6] < z[:6]).all() if extreme < 0 else (z[6] > z[:6]).all()  # the extreme is still the best / worst
+    median = np.median(y.numpy()[:6].tolist() + [extreme])  # 7 values: the 4th
+    bound = median + np.sign(extreme) * 100 * 1.4826 * np.median(np.abs(y.numpy() - median))
+    assert (transform.lo if extreme < 0 else transform.hi) == pytest.approx(bound)
+
+
+def test_outcome_transform_leaves_ordinary_values_unclipped():
+    y = torch.from_numpy(np.random.default_rng(0).lognormal(size=200))
+    transform = OutcomeTransform(y)
+    assert transform.lo < y.min() and y.max() < transform.hi
+
+
+@pytest.mark.parametrize("extreme", [-1e200, 1e308, -1e308])
+def test_pfn_surrogate_predicts_finitely_next_to_an_extreme_observation(tiny_pfn, extreme):
+    X, y = _data(7)
+    y[0] = extreme
+    predictive = PFNSurrogate(tiny_pfn).fit(X, y).predict(torch.rand(5, 2, dtype=torch.float64))
+    assert torch.isfinite(predictive.mean).all()
+    assert torch.isfinite(predictive.log_expected_improvement(y.min())).all()
+
+
+# --- past the trained context -------------------------------------------------------------------
+
+def _limited(tiny_pfn, max_context: int) -> PFNSurrogate:
+    tiny_pfn.info["train"] = {"max_context": max_context}
+    return PFNSurrogate(tiny_pfn)
+
+
+def test_pfn_surrogate_reads_its_context_limit_from_the_checkpoint():
+    assert PFNSurrogate("bo").max_context == bo.surrogates.pfn.pfn.load("bo").info["train"]["max_context"]
+
+
+def test_past_its_trained_context_the_pfn_sees_the_best_half_and_a_random_half(tiny_pfn):
+    surrogate = _limited(tiny_pfn, 10)
+    X, y = _data(30)
+    seen = []
+    encode = tiny_pfn.fit
+    tiny_pfn.fit = lambda x, z, *args, **kwargs: seen.append((x, z)) or encode(x, z, *args, **kwargs)
+    surrogate.fit(X, y)
+    (x_seen, z_seen), = seen
+    assert len(x_seen) == 10 and len(surrogate.train_y) == 30  # the transform is fitted to all 30
+    rows = [int(torch.where((X == x).all(1))[0]) for x in x_seen]
+    assert len(set(rows)) == 10
+    assert set(rows[:5]) == set(torch.argsort(y)[:5].tolist())  # the 5 best
+    torch.testing.assert_close(z_seen, surrogate.transform(y[rows]))
+    again = _limited(tiny_pfn, 10).fit(X, y)
+    torch.testing.assert_close(again.context_X, surrogate.context_X)  # a fit depends only on the data
+
+
+def test_past_its_trained_context_the_fantasies_are_kept(tiny_pfn):
+    surrogate = _limited(tiny_pfn, 10).fit(*_data(30))
+    X_new = torch.rand(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    conditioned = surrogate.condition(X_new, torch.zeros(3, dtype=torch.float64))
+    assert len(conditioned.context_X) == 10 and len(conditioned.train_X) == 33
+    torch.testing.assert_close(conditioned.context_X[-3:], X_new)
+    many = surrogate.condition(torch.rand(12, 2, dtype=torch.float64), torch.zeros(12, dtype=torch.float64))
+    assert len(many.context_X) == 10
+
+
+def test_within_its_trained_context_the_pfn_sees_every_observation(tiny_pfn):
+    X, y = _data(10)
+    surrogate = _limited(tiny_pfn, 10).fit(X, y)
+    torch.testing.assert_close(surrogate.context_X, X)

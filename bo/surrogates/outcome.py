@@ -9,6 +9,16 @@ long right tail when minimising, as most losses and test functions have) would, 
 standardised, crush all the good values together near the bottom of the range, which no
 smooth GP-like function drawn from a prior looks like.
 
+Extreme values are clipped first, by a fixed rule: to within `EXTREME_SPREADS` (100) robust
+spreads of the median (the spread is `1.4826 * MAD`, the standard deviation of normal data; the
+mean absolute deviation from the median where more than half the values are equal), and to
+within a quarter of float64's largest number. An objective that returns `-1e200` or `1e308`
+among values of order one is then seen as returning a value 100 spreads away (still the best
+or the worst observation), instead of turning every other value into the same number after
+standardisation or overflowing the network's float32 inputs; no continuous objective of an
+ordinary spread comes near the bound. The clipping is part of the transform (`__call__` clips
+with the bounds fitted to the observations).
+
 `lambda` is kept within `[0, 2]` (`1` is the identity; below 1 compresses large values, above 1
 small ones): on that range the inverse transform is defined on the whole real line, so the
 bucket borders of a predictive can be mapped back however far out they lie.
@@ -25,11 +35,38 @@ _MIN_POWER_FIT = 3  # observations needed to fit lambda; fewer are only standard
 _LAMBDA_EPS = 1e-8
 
 
+EXTREME_SPREADS = 100.0  # observations further from the median, in robust spreads, are clipped
+_FLOAT_LIMIT = torch.finfo(torch.float64).max / 4  # sums and differences of clipped values stay finite
+_MAD_TO_STD = 1.4826  # the MAD of normal data times this is their standard deviation
+_MEAN_AD_TO_STD = math.sqrt(math.pi / 2)  # likewise for the mean absolute deviation
+
+
 def _standardise(y: torch.Tensor) -> tuple[float, float]:
-    """Mean and standard deviation of `y`, the latter 1.0 where it is zero or undefined (n < 2)."""
-    mean = float(y.mean())
-    std = float(y.std()) if y.numel() > 1 else 0.0
+    """Mean and standard deviation of `y` (within `+-_FLOAT_LIMIT`), the latter 1.0 where it is zero or
+    undefined (n < 2).
+
+    Computed on `y` scaled by a power of two to below 1 in magnitude (exact, so the result is
+    bit for bit that of `y` itself), then scaled back: no sum or square overflows.
+    """
+    _, exponent = torch.frexp(y.abs().max())
+    scaled = torch.ldexp(y, -exponent)
+    mean = float(torch.ldexp(scaled.mean(), exponent))
+    std = float(torch.ldexp(scaled.std(), exponent)) if y.numel() > 1 else 0.0
     return mean, std if std > 0 and math.isfinite(std) else 1.0
+
+
+def clip_bounds(y: torch.Tensor) -> tuple[float, float]:
+    """The bounds `(lo, hi)` to which `OutcomeTransform` clips `y` (`n`, float64): see the module docstring."""
+    y = y.clamp(-_FLOAT_LIMIT, _FLOAT_LIMIT)
+    median = y.median()
+    deviation = (y - median).abs()
+    spread = _MAD_TO_STD * float(deviation.median())
+    if spread == 0.0:
+        spread = _MEAN_AD_TO_STD * float(deviation.mean())
+    if spread == 0.0:  # a constant
+        return -_FLOAT_LIMIT, _FLOAT_LIMIT
+    return max(float(median) - EXTREME_SPREADS * spread, -_FLOAT_LIMIT), \
+        min(float(median) + EXTREME_SPREADS * spread, _FLOAT_LIMIT)
 
 
 def yeo_johnson(x: torch.Tensor, lam: float) -> torch.Tensor:
@@ -73,8 +110,8 @@ def most_normal_exponent(u: torch.Tensor) -> float:
 class OutcomeTransform:
     """Maps objective values `y` to the surrogate's units `z` (and predictive borders back), fitted on `y`.
 
-    `z = (yeo_johnson((y - loc) / scale, lam) - loc2) / scale2`; `power=False` fixes `lam = 1`,
-    a plain standardisation.
+    `z = (yeo_johnson((clip(y) - loc) / scale, lam) - loc2) / scale2`, with `clip` to the bounds
+    `lo, hi` of `clip_bounds`; `power=False` fixes `lam = 1`, a plain standardisation.
 
     Args:
         y: An `n` tensor of observed values (finite).
@@ -82,7 +119,8 @@ class OutcomeTransform:
     """
 
     def __init__(self, y: torch.Tensor, power: bool = True) -> None:
-        y = y.double()
+        self.lo, self.hi = clip_bounds(y.double())
+        y = y.double().clamp(self.lo, self.hi)
         self.loc, self.scale = _standardise(y)
         u = (y - self.loc) / self.scale
         self.lam = 1.0
@@ -92,7 +130,8 @@ class OutcomeTransform:
 
     def __call__(self, y: torch.Tensor) -> torch.Tensor:
         """`y` (any shape) in the surrogate's units, float64."""
-        return (yeo_johnson((y.double() - self.loc) / self.scale, self.lam) - self.loc2) / self.scale2
+        return (yeo_johnson((y.double().clamp(self.lo, self.hi) - self.loc) / self.scale, self.lam) - self.loc2) \
+            / self.scale2
 
     def untransform_standardised(self, z: torch.Tensor) -> torch.Tensor:
         """`z` (any shape, the surrogate's units) mapped back to standardised units `(y - loc) / scale`, float64.

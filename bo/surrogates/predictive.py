@@ -85,10 +85,15 @@ class BarPredictive(Predictive):
 
     Args:
         dist: A `RiemannDistribution` in the units of the surrogate's `y`, with `batch_shape` the queries'.
+        clip: The bounds to which the surrogate clipped its observations (`OutcomeTransform`);
+            the acquisition values measure improvement on `best` clipped alike, the best value as
+            the surrogate sees it (an observed `-1e200` is no target for a predictive of the
+            clipped observations).
     """
 
-    def __init__(self, dist: RiemannDistribution) -> None:
+    def __init__(self, dist: RiemannDistribution, clip: tuple[float, float] = (-math.inf, math.inf)) -> None:
         self.dist = dist
+        self.clip = clip
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -108,16 +113,19 @@ class BarPredictive(Predictive):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.dist.sample((n,), generator=generator)
 
+    def _best(self, best: float | torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(best, dtype=torch.float64).clamp(*self.clip)
+
     def expected_improvement(self, best: float | torch.Tensor) -> torch.Tensor:
         """E[max(best - Y, 0)] in closed form over the buckets (zero far beyond the right of the bars'
         range, where float32 underflows; `log_expected_improvement` stays informative there)."""
-        return self.dist.expected_improvement(best, maximize=False)
+        return self.dist.expected_improvement(self._best(best), maximize=False)
 
     def log_expected_improvement(self, best: float | torch.Tensor) -> torch.Tensor:
         """log E[max(best - Y, 0)], summed in log space over the buckets
         (`RiemannDistribution.log_expected_improvement`): finite where EI underflows, floored at
         the log of float64's smallest normal where even that fails."""
-        return self.dist.log_expected_improvement(best, maximize=False).clamp_min(_LOG_TINY)
+        return self.dist.log_expected_improvement(self._best(best), maximize=False).clamp_min(_LOG_TINY)
 
     def probability_of_improvement(self, best: float | torch.Tensor) -> torch.Tensor:
-        return self.dist.probability_of_improvement(best, maximize=False)
+        return self.dist.probability_of_improvement(self._best(best), maximize=False)
