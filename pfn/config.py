@@ -133,8 +133,12 @@ class TrainConfig(_Config):
     context sizes in one batch); the remaining rows are queries.
 
     `amp` runs the forward pass under bf16 autocast on the CPU and the GPU alike (fp32 master
-    weights and fp32 validation). It is off by default: on a CPU it pays only for wide models
-    (measure it; on the project's 2 cores, faster at width 256, slower at width 96-128).
+    weights and fp32 validation) where the device does bf16 fast: a GPU that supports bf16, a CPU
+    with bf16 instructions (AVX512-BF16, AMX or Arm's BF16; `pfn.device.bf16_is_fast`). Elsewhere,
+    e.g. on an AVX2-only CPU, where a bf16 step ran about 20x slower than fp32, the run trains in
+    fp32 and says so on stderr; the run's record keeps what was used ("amp_used", "amp_reason").
+    It is off by default: on a CPU with bf16 it pays only for wide models (measure it; on the
+    project's 2 AVX512-BF16 cores, faster at width 256, slower at width 96-128).
     Checkpoints trained before `amp` covered the CPU record `amp: true` but ran in fp32 there.
     `compile` runs the training forward pass through `torch.compile` (dynamic shapes; needs a
     C compiler on the CPU). Its first few dozen steps compile (seconds to tens of seconds each),

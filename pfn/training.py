@@ -3,7 +3,8 @@
 `train(prior, model_config, train_config, out_dir)` draws fresh prior batches each step
 and minimises the negative log density of the query targets. It supports AdamW with
 warm-up and cosine decay, gradient clipping and accumulation, bf16 autocast (CPU and GPU,
-fp32 master weights), a progress bar, a held-out validation NLL on fixed prior batches,
+fp32 master weights; fp32 where the device has no fast bf16, see `choose_amp`), a progress bar,
+a held-out validation NLL on fixed prior batches,
 atomic checkpoints with exact resume (`pfn.run_state`), continuing a trained model
 (`TrainConfig.init_from`) with its lineage, and DistributedDataParallel under `torchrun`
 (each rank its own batches).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Collection
 from contextlib import nullcontext
@@ -29,7 +31,7 @@ from tqdm.auto import tqdm
 from pfn.architectures import build_model
 from pfn.checkpoint import model_from, read_checkpoint, resolve
 from pfn.config import ModelConfig, TrainConfig
-from pfn.device import resolve_device
+from pfn.device import bf16_is_fast, resolve_device
 from pfn.heads import head_class
 from pfn.layouts import layout_names, layout_properties
 from pfn.run_state import open_run, restore_train_state, resume_changes, save_run_checkpoint, stages
@@ -71,6 +73,19 @@ def check_finite_loss(loss: float, step: int) -> None:
     if not math.isfinite(loss):
         raise FloatingPointError(f"the training loss is {loss} at step {step + 1}; the weights were not updated "
                                  "(lower lr, or check the prior's batches for NaN or huge values)")
+
+
+def choose_amp(requested: bool, device: torch.device) -> tuple[bool, str]:
+    """Whether to train under bf16 autocast: where `requested` (`TrainConfig.amp`) and `device` does bf16
+    fast (`pfn.device.bf16_is_fast`: a GPU with bf16, a CPU with bf16 instructions).
+
+    Returns:
+        The choice and its reason, kept in the run's record as "amp_used" and "amp_reason".
+    """
+    if not requested:
+        return False, "amp is off in the train config"
+    fast, reason = bf16_is_fast(device)
+    return fast, reason if fast else f"{reason}; trains in fp32 instead"
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -280,9 +295,12 @@ def train(
     val = validation_batches(prior, cfg, device)
     check_prior_fits_model(model, prior, val)
     last = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
+    amp, amp_reason = choose_amp(cfg.amp, device)
+    if cfg.amp and not amp and rank == 0:
+        print(f"pfn.train: amp=True falls back to fp32: {amp_reason}", file=sys.stderr, flush=True)
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", unit="step")
     t0, wall0, tables_per_step = time.perf_counter(), record["wall_time_s"], cfg.batch_size * cfg.accumulate * world
-    record["device"] = _device_name(device)
+    record.update(device=_device_name(device), amp_used=amp, amp_reason=amp_reason)
     while step < last:
         for group in opt.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg)
@@ -292,7 +310,7 @@ def train(
             batch = draw_batch(prior, cfg, gen, device)
             sync = micro == cfg.accumulate - 1 or world == 1
             with (nullcontext() if sync else ddp.no_sync()), \
-                    torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                    torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = forward(batch.x, batch.y[:, :batch.n_context], batch.context_mask)
                 loss = model.batch_loss(logits, batch)
             (loss / cfg.accumulate).backward()

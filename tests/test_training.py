@@ -15,6 +15,7 @@ import torch
 
 import pfn
 import pfn.checkpoint as ckpt
+import pfn.device
 from pfn import run_state
 from pfn.config import ModelConfig, TrainConfig
 from pfn.run_state import stages
@@ -454,7 +455,14 @@ def test_lr_factor_without_warmup_starts_at_one():
 
 # --- bf16 autocast on the CPU -------------------------------------------------------------------
 
-def test_amp_runs_the_cpu_forward_in_bf16_and_still_learns(run_a, monkeypatch):
+def _cpu_reports(monkeypatch, capability: str, flags: set[str]) -> None:
+    """Makes this machine's CPU look like one whose torch capability is `capability` with /proc/cpuinfo `flags`."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(pfn.device, "cpu_flags", lambda: set(flags))
+
+
+def _linear_output_dtypes(monkeypatch) -> set[torch.dtype]:
+    """The dtypes of every training-mode `nn.Linear` output from now on (collected into the returned set)."""
     dtypes = set()
     hook = torch.nn.Linear.forward
 
@@ -465,11 +473,41 @@ def test_amp_runs_the_cpu_forward_in_bf16_and_still_learns(run_a, monkeypatch):
         return out
 
     monkeypatch.setattr(torch.nn.Linear, "forward", recording)
+    return dtypes
+
+
+def test_amp_falls_back_to_fp32_on_a_cpu_without_bf16_says_so_and_records_it(run_a, monkeypatch, capsys):
+    _cpu_reports(monkeypatch, "AVX2", {"fpu", "sse2", "avx", "avx2", "fma"})
+    dtypes = _linear_output_dtypes(monkeypatch)
+    model = train(PRIOR, MODEL, replace(TRAIN, steps=2, amp=True), None, progress=False)
+    assert dtypes == {torch.float32}
+    record = model.info["record"]
+    assert record["amp_used"] is False and model.info["train"]["amp"] is True
+    assert "no bf16 instructions (torch reports AVX2" in record["amp_reason"]
+    assert "amp=True falls back to fp32: the CPU has no bf16 instructions" in capsys.readouterr().err
+    assert run_a[1].info["record"]["amp_used"] is False
+    assert run_a[1].info["record"]["amp_reason"] == "amp is off in the train config"
+
+
+@pytest.mark.parametrize("capability, flags, found", [("AVX512", {"avx512f", "avx512_bf16"}, "avx512_bf16"),
+                                                      ("AVX512", {"avx512f", "amx_tile", "amx_bf16"}, "amx_bf16"),
+                                                      ("SVE256", {"fp", "asimd", "sve", "bf16"}, "bf16")])
+def test_bf16_counts_as_fast_on_a_cpu_with_bf16_instructions(monkeypatch, capability, flags, found):
+    _cpu_reports(monkeypatch, capability, flags)
+    fast, reason = pfn.device.bf16_is_fast(torch.device("cpu"))
+    assert fast and f"bf16 instructions ({found}; torch reports {capability})" in reason
+
+
+def test_amp_runs_the_cpu_forward_in_bf16_and_still_learns(run_a, monkeypatch, capsys):
+    _cpu_reports(monkeypatch, "AVX512", {"avx2", "avx512f", "avx512_bf16"})
+    dtypes = _linear_output_dtypes(monkeypatch)
     model = train(PRIOR, MODEL, replace(TRAIN, amp=True), None, progress=False)
     monkeypatch.undo()
     assert dtypes == {torch.bfloat16}
     assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 master weights
     record = model.info["record"]
+    assert record["amp_used"] is True and "avx512_bf16" in record["amp_reason"]
+    assert "falls back" not in capsys.readouterr().err
     assert math.isfinite(record["train_loss"]) and math.isfinite(record["val_loss"])
     val = validation_batches(PRIOR, TRAIN, torch.device("cpu"))
     untrained = train(PRIOR, MODEL, TRAIN, None, progress=False, stop_after=0)
