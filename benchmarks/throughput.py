@@ -357,21 +357,12 @@ def cpu_bf16() -> dict[str, Any]:
             "instructions": sorted(cpu_flags() & set(BF16_CPU_FLAGS))}
 
 
-def cpu_bf16() -> dict[str, Any]:
-    """What decides the CPU's bf16 speed: torch's `capability` and the CPU's bf16 `instructions`
-    (`pfn.device.BF16_CPU_FLAGS` found in /proc/cpuinfo; none: bf16 is emulated, and slow)."""
-    return {"capability": torch.backends.cpu.get_cpu_capability(),
-            "instructions": sorted(cpu_flags() & set(BF16_CPU_FLAGS))}
-
-
 def report(record: dict[str, Any]) -> str:
     """The markdown report of a run's `record`."""
     machine = record["machine"]
     lines = [f"# Training throughput{' (quick)' if record['quick'] else ''}", "",
              f"{describe_machine(machine)}. "
              f"Load average before {machine['load'][0]:.2f}, after {machine['load_after'][0]:.2f}. "
-             f"torch CPU capability {record['cpu_bf16']['capability']}, bf16 instructions: "
-             f"{', '.join(record['cpu_bf16']['instructions']) or 'none (bf16 is emulated)'}. "
              f"torch CPU capability {record['cpu_bf16']['capability']}, bf16 instructions: "
              f"{', '.join(record['cpu_bf16']['instructions']) or 'none (bf16 is emulated)'}. "
              f"{record['steps']} timed steps after {record['warmup']} warm-up steps, on the CPU. "
