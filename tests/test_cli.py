@@ -119,9 +119,9 @@ def test_config_errors_name_the_file(tmp_path):
 @pytest.mark.parametrize(
     "args, train, match",
     [
-        (["--steps", "0"], {}, r"with the command-line overrides \{'steps': 0\}\) is not a valid config: steps=0"),
-        ([], {"checkpoint_every": 0}, "checkpoint_every=0: must be >= 1"),
-        ([], {"val_every": 0}, "val_every=0: must be >= 1"),
+        (["--steps", "0"], {}, r"with the command-line overrides \{'steps': 0\}\) is not a valid config: .*steps=0"),
+        ([], {"checkpoint_every": 0}, "checkpoint_every=0:? must be >= 1"),
+        ([], {"val_every": 0}, "val_every=0:? must be >= 1"),
         (["--stop-after", "-1"], {}, "stop_after=-1 must be >= 0"),
         (["--init-from", "nowhere/model"], {}, "'nowhere/model' is neither a checkpoint folder nor a shipped model"),
         (["--init-parts", "all", "--init-from", "tiny"], {}, "'tiny' is neither a checkpoint folder nor a shipped"),
