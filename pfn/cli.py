@@ -71,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.init_parts is not None and train_cfg.init_from is None:
         raise SystemExit(f"pfn train: --init-parts {args.init_parts} says which parts of a trained model to start "
                          f"from, but {path} names none: add --init-from NAME|PATH (or init_from in its train section)")
-    if path.parent == EXPERIMENT_DIR:
+    if path.resolve().parent == EXPERIMENT_DIR:
         print(f"{path.stem} is an experiment (pfn/configs/experiments/): no shipped model came from it; "
               "`pfn reproduce NAME` replays a shipped model's recipe")
     out = Path(args.out or Path("runs") / path.stem)
