@@ -28,10 +28,7 @@ with `--quick`, which git ignores).
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +41,7 @@ import numpyro
 import numpyro.distributions as npd
 import torch
 from numpyro.infer import MCMC, NUTS
-from results_io import RESULTS_DIR, write_results  # sibling module: run as `python benchmarks/<name>.py`
+from results_io import RESULTS_DIR, machine_record, write_results  # sibling module (run as a script)
 from scipy.stats import gaussian_kde
 
 import pfn
@@ -278,12 +275,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"in chunks of {CHUNK} tasks; NUTS: wall time of mcmc.run per task",
         "tracking": f"{args.trajectories} trajectories x {args.steps} steps; see "
                     "pfn/distribution_transformer/evaluation.py:tracking",
-        "torch_threads": torch.get_num_threads(),
-        "hardware": {"processor": platform.processor() or platform.machine(), "platform": platform.platform(),
-                     "cpu_count": os.cpu_count()},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "numpyro": numpyro.__version__, "jax": jax.__version__},
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine_record(numpyro=numpyro.__version__, jax=jax.__version__),
     }
     report = markdown_report(record, settings, plot)
     print(report)

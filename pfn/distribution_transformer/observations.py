@@ -11,10 +11,11 @@ import torch
 from pfn.distribution_transformer.gmm import GMM
 from pfn.validation import as_float_tensor
 
-# Stage `j > 0` of a long series holds the observations `[m growth^(j-1), m growth^j)`. Measured on the shipped
-# dist-gmm (64 GMMTaskPrior tasks, one sensor row, mean KL(predicted || exact) at 1000 / 10,000 / 100,000
-# observations): growth 10: 0.13 / 0.11 / 0.19 nats; growth 2: 0.20 / 0.32 / 0.66; chunks of m raw observations
-# chained: 0.80 at 1000 (NaN at 10,000); all of them in one pass: 25 / 792.
+# Stage `j > 0` of a long series holds the observations `[m growth^(j-1), m growth^j)`. A one-off comparison on the
+# shipped dist-gmm (64 GMMTaskPrior tasks, one sensor row, mean KL(predicted || exact) at 1000 / 10,000 / 100,000
+# observations): growth 10: 0.13 / 0.11 / 0.19 nats; growth 4: 0.17 / 0.19 / 0.32; growth 2: 0.20 / 0.32 / 0.66;
+# chunks of m raw observations chained: 0.80 at 1000 (NaN at 10,000); all in one pass: 25 / 792. Growth 10 is
+# measured again by benchmarks/dist_long_series.py.
 STAGE_GROWTH = 10
 
 
