@@ -90,15 +90,14 @@ from typing import Any
 import torch
 from results_io import describe_machine, machine_record, write_results  # sibling module (run as a script)
 
-from pfn.cli import CONFIG_DIR, load_run_config
+from pfn.cli import CONFIG_DIR, config_names, load_run_config
 from pfn.config import ModelConfig, TrainConfig
 from pfn.device import BF16_CPU_FLAGS, cpu_flags
 from pfn.training import train
 from priors import GPPrior, prior_from_dict
 from priors.hyperpriors import Fixed
 
-CONFIGS = ("bo", "dist-gmm", "gp", "gp-continue", "gp-continue-2", "lcpfn-small", "linreg", "tabular-clf-row",
-           "tabular-clf-row-long", "tabular-reg-row", "tabular-reg-row-long")  # the configs behind the shipped models
+CONFIGS = tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))  # the shipped models' recipe stages (pfn/recipes)
 BORDER_SAMPLES = 20_000  # prior targets for the bucket borders (set-up only; enough to place 1000 buckets)
 MAX_STEP_TOKENS = 65_536  # per forward pass; the tabular configs' 32 x 640 x 33 would need ~45 GB on the CPU
 ANCHOR_WIDTHS = (128, 256)
@@ -416,8 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, help="timed steps per measurement (default 20; --quick 3)")
     parser.add_argument("--warmup", type=int, help="untimed warm-up steps before them (default 3; --quick 1)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
-    known = sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
-    parser.add_argument("--configs", nargs="*", choices=known, default=list(CONFIGS),
+    parser.add_argument("--configs", nargs="*", choices=config_names(), default=list(CONFIGS),
                         help="shipped training configs to time (default: all; none: only the anchor)")
     parser.add_argument("--max-step-tokens", type=int, default=MAX_STEP_TOKENS,
                         help="cut a config's batch so that a forward pass has at most this many positions (CPU "
