@@ -13,7 +13,7 @@ import torch
 
 # CPU flags of bf16 arithmetic in hardware: x86 AVX512-BF16 and AMX-BF16 (`flags` in /proc/cpuinfo),
 # Arm's BF16 extension (`Features`). Without one, bf16 autocast emulates bf16 and a training step ran
-# about 20x slower than fp32 (an AVX2-only AMD EPYC, `benchmarks/results/throughput.md`).
+# 8-20x slower than fp32 (an AVX2-only AMD EPYC).
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
@@ -77,4 +77,4 @@ def bf16_is_fast(device: torch.device) -> tuple[bool, str]:
     if found:
         return True, f"the CPU has bf16 instructions ({', '.join(found)}; torch reports {capability})"
     return False, (f"the CPU has no bf16 instructions (torch reports {capability}; none of {', '.join(BF16_CPU_FLAGS)} "
-                   "in /proc/cpuinfo), where bf16 autocast trained about 20x slower than fp32")
+                   "in /proc/cpuinfo), where bf16 autocast trained 8-20x slower than fp32")
