@@ -125,7 +125,7 @@ def test_epochs_must_increase_within_a_run():
 
 
 def test_rule_defaults_and_bad_settings():
-    assert StoppingRule(horizon=50).min_epochs == 5 and StoppingRule(horizon=3).min_epochs == 1
+    assert StoppingRule(horizon=50).min_epochs == 20 and StoppingRule(horizon=2).min_epochs == 1
     for kwargs, message in (({"min_prob": 1.0}, "min_prob"), ({"min_epochs": 0}, "min_epochs"),
                             ({"direction": "down"}, "direction")):
         with pytest.raises(ValueError, match=message):
@@ -271,3 +271,37 @@ def test_the_pruner_refuses_bad_settings_at_construction(kwargs, error, message)
 
     with pytest.raises(error, match=message):
         LCPFNPruner(horizon=10, model=UniformGainModel(0.0, 0.1), **kwargs)
+
+
+@pytest.mark.skipif("lcpfn" not in read_manifest()["models"], reason="pretrained/lcpfn is not shipped")
+def test_the_default_pruner_keeps_the_best_trials_of_a_tpe_study():
+    # Issue 20's study, recreated: 12 TPE trials, horizon 20, bounds (0, 1), curves top * (1 - exp(-2 lr e)). With
+    # decisions from epoch 2 (the former 10% default) the pruner pruned the trials that would have ended at 0.908
+    # and 0.802, at epoch 2, and the study's best completed trial ended at 0.786.
+    optuna = pytest.importorskip("optuna")
+    from pfn.curves.optuna import LCPFNPruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    horizon = 20
+
+    def curve(params: dict[str, float]) -> np.ndarray:
+        return params["top"] * (1 - np.exp(-2 * params["lr"] * np.arange(1, horizon + 1)))
+
+    def objective(trial):
+        values = curve({"top": trial.suggest_float("top", 0.5, 1.0),
+                        "lr": trial.suggest_float("lr", 0.01, 1.0, log=True)})
+        for step, value in enumerate(values):
+            trial.report(float(value), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(values[-1])
+
+    pruner = LCPFNPruner(horizon=horizon, bounds=(0, 1))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=2), pruner=pruner)
+    study.optimize(objective, n_trials=12)
+    finals = np.array([curve(t.params)[-1] for t in study.trials])
+    complete = np.array([t.state == optuna.trial.TrialState.COMPLETE for t in study.trials])
+    assert np.round(finals[[5, 8]], 3).tolist() == [0.802, 0.908]  # random start-up trials: as in the old study
+    assert complete[[5, 8]].all() and complete[finals.argmax()] and study.best_value == pytest.approx(finals.max())
+    assert (~complete).sum() >= 3  # hopeless trials are still pruned
+    assert min(d.epoch for d in pruner.history if d.stop) >= 8  # 40% of the horizon

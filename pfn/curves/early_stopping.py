@@ -1,9 +1,10 @@
 """Early stopping of training runs from their learning curves: one rule, and a framework-agnostic hook.
 
-The rule (`StoppingRule`): after each epoch of a run, once it has run `min_epochs` epochs,
-ask the model for the probability that the run's value at the horizon (its final epoch, what
-training to the end would give) is better than a reference: the best final value of the runs
-completed so far, or a fixed threshold. Stop when that probability falls below `min_prob`.
+The rule (`StoppingRule`): after each epoch of a run, once it has run `min_epochs` epochs
+(by default 40% of the horizon, `DEFAULT_MIN_FRACTION`), ask the model for the probability
+that the run's value at the horizon (its final epoch, what training to the end would give) is
+better than a reference: the best final value of the runs completed so far, or a fixed
+threshold. Stop when that probability falls below `min_prob`.
 A non-finite value (a diverged run) stops at once. Runs that were stopped never become the
 reference; a run only counts once it has reported its value at the horizon.
 
@@ -29,6 +30,12 @@ from pfn.curves.normalize import Metric
 from pfn.model import PFN
 
 DEFAULT_MIN_PROB = 0.05
+# No decision before this share of the horizon. Chosen on 48 TPE studies of 12 trials (horizons 20 and 50; saturating,
+# power-law, late-rising logistic and noisy curves; never the study pinned in the tests) replayed with the shipped
+# model: at 10% the rule stopped the eventual best trial in 16 of them (mean regret 0.070, up to 0.44, 61% of the
+# epochs saved), at 30% in 6 (regret up to 0.061), at 40% and 50% in none at any min_prob from 0.001 to 0.05
+# (35% and 30% saved at min_prob 0.05). Early epochs say little about where a run ends.
+DEFAULT_MIN_FRACTION = 0.4
 
 
 def check_number(value: Any, name: str) -> float:
@@ -75,8 +82,8 @@ class StoppingRule:
         bounds: The metric's `(lo, hi)`, either None if unknown (`pfn.curves.normalize`),
             validated here (`check_bounds`): bad bounds fail at construction, not at the first
             prediction.
-        min_epochs: Epochs a run gets before any decision; None for 10% of the horizon (at
-            least 1).
+        min_epochs: Epochs a run gets before any decision; None for `DEFAULT_MIN_FRACTION`
+            (40%) of the horizon, at least 1.
         min_prob: The probability below which a run stops.
 
     Attributes:
@@ -95,7 +102,7 @@ class StoppingRule:
         check_number(self.min_prob, "min_prob")
         if not 0.0 <= self.min_prob < 1.0:
             raise ValueError(f"min_prob must be a probability in [0, 1), got {self.min_prob}")
-        min_epochs = max(1, round(0.1 * self.horizon)) if self.min_epochs is None else self.min_epochs
+        min_epochs = max(1, round(DEFAULT_MIN_FRACTION * self.horizon)) if self.min_epochs is None else self.min_epochs
         if not 1 <= min_epochs <= self.horizon:
             raise ValueError(f"min_epochs must be in [1, horizon={self.horizon}], got {min_epochs}")
         object.__setattr__(self, "min_epochs", int(min_epochs))
@@ -243,4 +250,5 @@ class EarlyStopping:
         return decision.stop
 
 
-__all__ = ["DEFAULT_MIN_PROB", "Decision", "EarlyStopping", "StoppingRule", "as_lcpfn", "check_number"]
+__all__ = ["DEFAULT_MIN_FRACTION", "DEFAULT_MIN_PROB", "Decision", "EarlyStopping", "StoppingRule", "as_lcpfn",
+           "check_number"]
