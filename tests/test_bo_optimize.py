@@ -44,8 +44,20 @@ def test_gp_bo_beats_random_search_on_branin():
     assert max(regret) < 1.0 and float(np.median(regret)) < 0.25 * random_regret, (regret, random_regret)
 
 
+class _RecordingPFN(PFNSurrogate):
+    """Records, at every prediction, how many rows beyond the finished trials its context holds."""
+
+    def __init__(self, model, finished: list[int]) -> None:
+        super().__init__(model)
+        self.finished, self.extra_rows = finished, []
+
+    def predict(self, X):
+        self.extra_rows.append(len(self.train_X) - self.finished[0])
+        return super().predict(X)
+
+
 def test_parallel_evaluation_on_a_thread_pool_keeps_the_batch_size_in_flight(tiny_pfn):
-    lock, running, peak = threading.Lock(), [0], [0]
+    lock, running, peak, finished = threading.Lock(), [0], [0], [0]
 
     def slow(p: dict) -> float:
         with lock:
@@ -56,15 +68,19 @@ def test_parallel_evaluation_on_a_thread_pool_keeps_the_batch_size_in_flight(tin
             running[0] -= 1
         return objective(p)
 
+    surrogate = _RecordingPFN(tiny_pfn, finished)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        result = bo.optimize(slow, SPACE, 8, surrogate=PFNSurrogate(tiny_pfn), n_initial=2, batch_size=2,
-                             executor=pool, seed=0, progress=False)
+        result = bo.optimize(slow, SPACE, 8, surrogate=surrogate, n_initial=2, batch_size=2, executor=pool, seed=0,
+                             progress=False, callbacks=[lambda opt, trial: finished.__setitem__(0, finished[0] + 1)])
     history = result.history
     assert len(history) == 8 and (history["state"] == "complete").all()
     assert peak[0] == 2  # never more than batch_size, and both slots used
     keys = history[["params_x", "params_n", "params_act"]].astype(str).agg("|".join, axis=1)
     assert keys.nunique() == 8
     assert result.best_value == history["value"].min()
+    # every model-based suggestion was made while one trial was in flight, by the surrogate conditioned on
+    # its fantasy (one row beyond the finished trials); 0 rows are the believer's own predictions
+    assert sorted(set(surrogate.extra_rows)) == [0, 1]
 
 
 def test_objective_failures_are_failed_trials_and_the_run_goes_on(tiny_pfn, caplog):
