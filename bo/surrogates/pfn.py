@@ -64,11 +64,11 @@ class PFNSurrogate(Surrogate):
     others (`context_subset`). The transform is still fitted to every observation.
     `benchmarks/bo_context_limit.py` measured the choice on functions of the BO prior with 300
     to 800 observations (`benchmarks/results/bo_context_limit.md`): near the optimum (the best
-    quarter of the queries) this subset's NLL is the lowest of the rules tried (0.165 nats
-    against 0.235 with every observation and 0.345 with a random subset), with the same rank
-    correlation there as every observation (0.673 against 0.675); over all queries it costs
-    0.2 nats against every observation (0.286 against 0.080), which the shipped model reads
-    without harm up to 800 though it never saw more than 200 in training.
+    quarter of the queries) this subset's NLL is the lowest of the rules tried (0.175 nats
+    against 0.235 with every observation and 0.345 with a random subset), with the rank
+    correlation there of every observation (0.682 against 0.675); over all queries it costs
+    0.22 nats against every observation (0.300 against 0.080), which the shipped model reads
+    without a loss up to 800 though it never saw more than 200 in training.
 
     Acquisition budget (`acquisition_budget`): an evaluation decodes only the queries against
     the cached context, but a forward-backward pass over a few points still costs as much as
