@@ -237,3 +237,11 @@ def test_the_mean_of_a_loss_near_the_float64_limit_is_finite_and_scales_with_the
     assert torch.isfinite(huge.mean).all() and torch.isfinite(huge.quantile(0.5)).all()
     torch.testing.assert_close(huge.mean / unit, ones.mean, rtol=1e-9, atol=0)
     torch.testing.assert_close(huge.quantile(0.9) / unit, ones.quantile(0.9), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["accuracy", "loss"])
+def test_quantile_levels_outside_the_unit_interval_are_refused_in_either_direction(kind):
+    pred, _ = predictive(kind)
+    for q in (1.5, -0.2, math.nan):
+        with pytest.raises(ValueError, match=r"q must be probabilities in \[0, 1\], got"):
+            pred.quantile(q)
