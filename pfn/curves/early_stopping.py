@@ -35,6 +35,7 @@ DEFAULT_MIN_PROB = 0.05
 # model: at 10% the rule stopped the eventual best trial in 16 of them (mean regret 0.070, up to 0.44, 61% of the
 # epochs saved), at 30% in 6 (regret up to 0.061), at 40% and 50% in none at any min_prob from 0.001 to 0.05
 # (35% and 30% saved at min_prob 0.05). Early epochs say little about where a run ends.
+# `python benchmarks/curves_stopping_rule.py` replays the choosing set.
 DEFAULT_MIN_FRACTION = 0.4
 
 
