@@ -17,10 +17,18 @@ def run_example(name: str, *args: str) -> str:
     return out.stdout
 
 
-def test_sklearn_tuning_example_finds_a_good_svm(tmp_path):
+def test_sklearn_tuning_example_finds_a_good_svm_and_keeps_to_the_good_region(tmp_path):
+    """10 trials (4 Sobol, 6 model-based): the best CV error below 0.025 and at least 4 of the last 5 trials
+    below 0.05 (measured: best 0.0246, 4 of 5). Random search with the same 10 trials passes this with
+    p = 0.003 (200,000 runs resampled from 600 random configurations; the best alone passes with p = 0.25,
+    the old `best < 0.05` with p = 0.88); the first 10 points of the Sobol design fail it (best 0.0228,
+    but one value below 0.05)."""
     text = run_example("bo_sklearn_tuning", "--out", str(tmp_path))
     best = float(text.split("best CV error ")[1].split()[0])
-    assert best < 0.05  # default-ish SVMs reach about 0.03 on breast cancer; a failed search stays near 0.37
+    table = text.split("params_kernel")[1].split("convergence plot")[0].strip().splitlines()[1:]
+    last_five = [float(line.split()[-1]) for line in table]
+    assert len(last_five) == 5
+    assert best < 0.025 and sum(v < 0.05 for v in last_five) >= 4, (best, last_five)
     assert (tmp_path / "bo_convergence.png").stat().st_size > 5_000
 
 
