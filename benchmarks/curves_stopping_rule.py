@@ -12,7 +12,7 @@ fraction and `min_prob` of the grid: a run stops at the first epoch at or after 
 `P(final value better than the best completed final) < min_prob`. Every prefix's predictive comes
 from one batched `LCPFN.predict` per study. Printed per rule: the share of epochs run, the mean and
 largest regret (best final over all trials minus the best completed one) and in how many studies
-the eventual best trial was stopped.
+the eventual best trial was stopped; written to `benchmarks/results/curves_stopping_rule.{json,md}`.
 
     python benchmarks/curves_stopping_rule.py            # about 20 minutes on 2 busy cores
 """
@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 import optuna
+from results_io import describe_machine, machine_record, write_results  # sibling module (run as a script)
 
 from pfn.curves import LCPFN, CurvePredictive
 
@@ -76,6 +77,18 @@ def replay(curves: np.ndarray, finals: CurvePredictive, min_epochs: int, min_pro
     return used / curves.size, float(curves[:, -1].max() - best), stopped[int(np.argmax(curves[:, -1]))]
 
 
+def report(rows: list[dict[str, float]], machine: dict) -> str:
+    """The markdown table of `rows` (one per rule)."""
+    lines = ["# The stopping rule's default wait: replayed TPE studies", "", __doc__.split("\n\n")[1], "",
+             f"Machine: {describe_machine(machine)}.", "",
+             "| min_epochs (share of horizon) | min_prob | epochs run | mean regret | max regret "
+             "| best trial stopped |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['fraction']:.0%} | {r['min_prob']} | {r['epochs_run']:.1%} | {r['mean_regret']:.4f} | "
+              f"{r['max_regret']:.3f} | {r['best_stopped']} of {r['studies']} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=6, help="studies per horizon and shape (seeds 100, 101, ...)")
@@ -93,12 +106,17 @@ def main(argv: list[str] | None = None) -> None:
                     for min_prob in MIN_PROBS:
                         results.setdefault((frac, min_prob), []).append(
                             replay(curves, finals, max(1, round(frac * horizon)), min_prob))
-    print("| min_epochs (share of horizon) | min_prob | epochs run | mean regret | max regret | best trial stopped |")
-    print("|---|---|---|---|---|---|")
-    for (frac, min_prob), rows in sorted(results.items()):
-        used, regret, best_stopped = (np.array(c) for c in zip(*rows, strict=True))
-        print(f"| {frac:.0%} | {min_prob} | {used.mean():.1%} | {regret.mean():.4f} | {regret.max():.3f} | "
-              f"{int(best_stopped.sum())} of {len(rows)} |")
+                print(f"horizon {horizon}, {shape}, seed {seed} replayed", flush=True)
+    rows = []
+    for (frac, min_prob), runs in sorted(results.items()):
+        used, regret, best_stopped = (np.array(c) for c in zip(*runs, strict=True))
+        rows.append({"fraction": frac, "min_prob": min_prob, "epochs_run": float(used.mean()),
+                     "mean_regret": float(regret.mean()), "max_regret": float(regret.max()),
+                     "best_stopped": int(best_stopped.sum()), "studies": len(runs)})
+    machine = machine_record(optuna=optuna.__version__)
+    text = report(rows, machine)
+    print(text)
+    write_results("curves_stopping_rule", {"machine": machine, "seeds": args.seeds, "rules": rows}, text)
 
 
 if __name__ == "__main__":
