@@ -21,19 +21,18 @@ with the truth over that best quarter (how well it ranks candidates near the opt
 
 Writes `benchmarks/results/bo_context_limit.json` and `.md` (about 3 minutes of one CPU core).
 
-    PYTHONPATH=. python benchmarks/bo_context_limit.py
+    PYTHONPATH=. python benchmarks/bo_context_limit.py   # --tasks 24 (default)
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from results_io import write_results  # sibling module: run as `python benchmarks/<name>.py`
+from results_io import machine_record, write_results  # sibling module: run as `python benchmarks/<name>.py`
 
 import pfn
 from bo.surrogates.outcome import OutcomeTransform
@@ -111,7 +110,7 @@ def report(record: dict[str, Any]) -> str:
     lines += ["", "Mean over the rows:", "", "| rule | NLL | NLL best 1/4 | rho best 1/4 |", "|---|---|---|---|"]
     for name, s in record["mean"].items():
         lines.append(f"| {name} | {s['nll']:.3f} | {s['nll_best_quarter']:.3f} | {s['spearman_best_quarter']:.3f} |")
-    chosen, every = record["mean"]["best_half+random"], record["mean"]["all"]
+    chosen, every, machine = record["mean"]["best_half+random"], record["mean"]["all"], record["machine"]
     near, rho = "nll_best_quarter", "spearman_best_quarter"
     lines += ["", f"`PFNSurrogate` conditions on `best_half+random` past {record['max_context']} observations: "
               f"near the optimum it has the lowest NLL ({chosen[near]:.3f} against {every[near]:.3f} with every "
@@ -119,7 +118,8 @@ def report(record: dict[str, Any]) -> str:
               f"{every[rho]:.3f}); over all queries it pays {chosen['nll'] - every['nll']:.2f} nats against every "
               "observation, which the model reads without a loss up to 800 though it never saw more than "
               f"{record['max_context']} in training.",
-              "", f"{record['wall_time_s']:.0f} s on {record['machine']}, torch {record['torch']}.", ""]
+              "", f"{record['wall_time_s']:.0f} s on {machine['cpu']} ({machine['torch_threads']} torch thread), "
+              f"{machine['date']}.", ""]
     return "\n".join(lines)
 
 
@@ -140,8 +140,7 @@ def main() -> dict[str, Any]:
     mean = {name: {key: sum(r["scores"][name][key] for r in rows) / len(rows) for key in rows[0]["scores"][name]}
             for name in RULES}
     record = {"model": "bo", "max_context": max_context, "tasks": args.tasks, "seed": SEED, "rows": rows,
-              "mean": mean, "wall_time_s": time.perf_counter() - t0, "machine": platform.machine(),
-              "torch": torch.__version__}
+              "mean": mean, "wall_time_s": time.perf_counter() - t0, "machine": machine_record()}
     text = report(record)
     print(text)
     write_results("bo_context_limit", record, text)
