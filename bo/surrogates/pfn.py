@@ -24,7 +24,7 @@ def context_subset(y: torch.Tensor, k: int) -> torch.Tensor:
     The `k // 2` best (lowest `y`; the earlier of ties) and `k - k // 2` drawn at random (a
     fixed seed) from the others: the region an acquisition function searches stays as densely
     observed as it is, the rest of the space is covered as the observations cover it.
-    `benchmarks/bo_context_limit.py` chose it (module docstring of this file).
+    `benchmarks/bo_context_limit.py` chose it (see `PFNSurrogate`).
 
     Returns:
         A `k` int64 tensor of distinct indices into `y` (`n`).
