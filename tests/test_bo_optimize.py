@@ -126,15 +126,17 @@ def test_progress_bar_shows_the_best_value(tiny_pfn, capsys):
     assert "3/3" in err and f"best={result.best_value:.6g}" in err
 
 
+@pytest.mark.parametrize("kind", ["pfn", "gp"])
 @pytest.mark.parametrize("extreme", [-1e200, 1e308, -1e308])
-def test_a_huge_finite_value_is_never_fatal_on_the_pfn_surrogate(tiny_pfn, extreme):
+def test_a_huge_finite_value_is_never_fatal(tiny_pfn, extreme, kind):
     calls = [0]
 
     def wild(p: dict) -> float:
         calls[0] += 1
         return extreme if calls[0] == 2 else objective(p)
 
-    result = bo.optimize(wild, SPACE, 7, surrogate=PFNSurrogate(tiny_pfn), n_initial=3, seed=0, progress=False)
+    surrogate = PFNSurrogate(tiny_pfn) if kind == "pfn" else "gp"
+    result = bo.optimize(wild, SPACE, 7, surrogate=surrogate, n_initial=3, seed=0, progress=False)
     history = result.history
     assert (history["state"] == "complete").all() and history["value"].iloc[1] == extreme
     assert result.best_value == min(history["value"])

@@ -112,6 +112,22 @@ def test_gp_fit_depends_only_on_the_data():
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("extreme", [-1e200, 1e308, -1e308])
+def test_gp_reads_a_huge_finite_value_as_an_extreme_one_and_keeps_predicting(extreme):
+    X = torch.rand(12, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = torch.sin(6 * X).sum(-1)
+    y[3] = extreme
+    gp = GPSurrogate().fit(X, y)
+    pred = gp.predict(X)
+    assert torch.isfinite(pred.mean).all() and torch.isfinite(pred.variance).all()
+    others = torch.arange(12) != 3
+    assert float((pred.mean[others] - y[others]).abs().max()) < 1.0  # the ordinary values are still modelled
+    assert (pred.mean[3] < pred.mean[others].min()) == (extreme < 0)  # the extreme stays the extreme
+    ei = pred.expected_improvement(float(y.min()))
+    assert torch.isfinite(ei).all() and bool((ei >= 0).all())
+    assert torch.isfinite(gp.condition(X[:2], pred.mean[:2].detach()).predict(X).mean).all()
+
+
 # --- outcome transform -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("lam", [0.0, 0.3, 1.0, 1.7, 2.0])

@@ -13,6 +13,7 @@ from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scal
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from bo.surrogates.base import Surrogate
+from bo.surrogates.outcome import clip_bounds
 from bo.surrogates.predictive import GaussianPredictive
 
 
@@ -23,14 +24,18 @@ class GPSurrogate(Surrogate):
     log-normal) lengthscale prior, its default log-normal noise prior, outcomes standardised
     (`Standardize`), hyperparameters by `fit_gpytorch_mll` (L-BFGS-B on the MAP objective,
     with BoTorch's retries), under a fixed torch seed so that a fit depends only on the data.
-    The predictive is the latent function's (no observation noise).
+    The predictive is the latent function's (no observation noise). Extreme observations are
+    clipped first by the rule of `bo.surrogates.outcome.clip_bounds` (to within 100 robust spreads
+    of the median), as the PFN's are: a trial that returns `-1e200` or `1e308` is read as the
+    best or worst value by far, and the acquisition measures improvement on `best` clipped alike.
 
     `condition` (fantasies at pending points) keeps the hyperparameters and adds the points
     by `condition_on_observations` (a rank update of the posterior).
     """
 
     def _fit(self, X: torch.Tensor, y: torch.Tensor) -> None:
-        model = SingleTaskGP(X, y.unsqueeze(-1), outcome_transform=Standardize(m=1),
+        self.clip = clip_bounds(y.double())
+        model = SingleTaskGP(X, y.double().clamp(*self.clip).unsqueeze(-1), outcome_transform=Standardize(m=1),
                              covar_module=get_covar_module_with_dim_scaled_prior(X.shape[-1], use_rbf_kernel=False))
         with torch.random.fork_rng(), warnings.catch_warnings():
             torch.manual_seed(0)
@@ -45,7 +50,7 @@ class GPSurrogate(Surrogate):
         """The latent predictive at `X`, a `batch_shape x d` tensor in the unit cube (`batch_shape` non-empty)."""
         self._check_fitted()
         posterior = self.model.posterior(X.double())
-        return GaussianPredictive(posterior.mean.squeeze(-1), posterior.variance.squeeze(-1))
+        return GaussianPredictive(posterior.mean.squeeze(-1), posterior.variance.squeeze(-1), clip=self.clip)
 
     def condition(self, X: torch.Tensor, y: torch.Tensor) -> GPSurrogate:
         """A copy that also sees `(X, y)` (`m x d`, `m`), with the hyperparameters kept."""
@@ -55,5 +60,5 @@ class GPSurrogate(Surrogate):
         out.train_X, out.train_y = torch.cat([self.train_X, X]), torch.cat([self.train_y, y])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out.model = self.model.condition_on_observations(X, y.unsqueeze(-1))
+            out.model = self.model.condition_on_observations(X, y.clamp(*self.clip).unsqueeze(-1))
         return out

@@ -38,10 +38,13 @@ class GaussianPredictive(Predictive):
     Args:
         mean: A `batch_shape` tensor of means.
         variance: A `batch_shape` tensor of variances (floored at 1e-12 for the acquisition values).
+        clip: The bounds to which the surrogate clipped its observations; the acquisition values
+            measure improvement on `best` clipped alike.
     """
 
-    def __init__(self, mean: torch.Tensor, variance: torch.Tensor) -> None:
-        self._mean, self._variance = mean, variance
+    def __init__(self, mean: torch.Tensor, variance: torch.Tensor,
+                 clip: tuple[float, float] = (-math.inf, math.inf)) -> None:
+        self._mean, self._variance, self.clip = mean, variance, clip
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -60,7 +63,7 @@ class GaussianPredictive(Predictive):
         return self._variance.clamp_min(1e-12).sqrt()
 
     def _z(self, best: float | torch.Tensor) -> torch.Tensor:
-        return (torch.as_tensor(best, dtype=self._mean.dtype) - self._mean) / self.stddev
+        return (torch.as_tensor(best, dtype=self._mean.dtype).clamp(*self.clip) - self._mean) / self.stddev
 
     def quantile(self, q: float | torch.Tensor) -> torch.Tensor:
         q = torch.as_tensor(q, dtype=self._mean.dtype)
