@@ -39,7 +39,7 @@ def main() -> None:
     epochs = 12 if args.quick else 40
     settings = [(lr, width) for lr in (0.3, 0.03, 0.003, 0.0003) for width in (16, 64)][: 4 if args.quick else 8]
 
-    hook = EarlyStopping(horizon=epochs, direction="maximize", bounds=(0.0, 1.0), min_epochs=3, model=args.model)
+    hook = EarlyStopping(horizon=epochs, direction="maximize", bounds=(0.0, 1.0), model=args.model)
     used = 0
     for lr, width in settings:
         net = torch.nn.Sequential(torch.nn.Linear(64, width), torch.nn.ReLU(), torch.nn.Linear(width, 10))

@@ -53,7 +53,7 @@ def main() -> None:
                 raise optuna.TrialPruned()
         return loss
 
-    pruner = LCPFNPruner(horizon=epochs, bounds=(0.0, None), min_epochs=3, model=args.model)
+    pruner = LCPFNPruner(horizon=epochs, bounds=(0.0, None), model=args.model)
     study = optuna.create_study(direction="minimize", pruner=pruner, sampler=optuna.samplers.TPESampler(seed=0))
     study.optimize(objective, n_trials=n_trials)
 
