@@ -371,3 +371,10 @@ def test_within_its_trained_context_the_pfn_sees_every_observation(tiny_pfn):
     X, y = _data(10)
     surrogate = _limited(tiny_pfn, 10).fit(X, y)
     torch.testing.assert_close(surrogate.context_X, X)
+
+
+def test_a_surrogate_reports_how_long_its_last_fit_took(tiny_pfn):
+    for surrogate in (GPSurrogate(), PFNSurrogate(tiny_pfn)):
+        assert surrogate.fit_seconds is None
+        surrogate.fit(*_data())
+        assert surrogate.fit_seconds is not None and surrogate.fit_seconds > 0

@@ -10,6 +10,7 @@ query points, so acquisition functions can be optimised by gradients.
 from __future__ import annotations
 
 import copy
+import time
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -83,6 +84,8 @@ class Surrogate(ABC):
         acquisition_budget: `AcquisitionOptimizer` settings that suit the surrogate's cost per
             evaluation, over that class's defaults (used when an optimiser is given none).
         train_X, train_y: The data of the last `fit` (`n x d` and `n`, float64).
+        fit_seconds: Wall-clock seconds the last `fit` took (None before the first), for
+            reporting a surrogate's cost per BO step.
     """
 
     max_dims: int | None = None
@@ -91,6 +94,7 @@ class Surrogate(ABC):
     def __init__(self) -> None:
         self.train_X: torch.Tensor | None = None
         self.train_y: torch.Tensor | None = None
+        self.fit_seconds: float | None = None
 
     def fit(self, X: torch.Tensor, y: torch.Tensor) -> Surrogate:
         """Fits the surrogate to observations; returns `self`.
@@ -101,7 +105,9 @@ class Surrogate(ABC):
         """
         X, y = _check_data(X, y, self.max_dims)
         self.train_X, self.train_y = X, y
+        start = time.perf_counter()
         self._fit(X, y)
+        self.fit_seconds = time.perf_counter() - start
         return self
 
     @abstractmethod
