@@ -126,7 +126,7 @@ def reproduce_line(name: str, config: dict[str, Any]) -> str:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from pfn.recipe import load_recipe, recipe_commands, stage_argv
+    from pfn.recipe import load_recipe, recipe_commands, replayed_past, stage_argv
 
     recipe = load_recipe(args.recipe)
     for stage in recipe.stages:  # every config resolves before anything runs
@@ -140,6 +140,10 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     for i, stage in enumerate(recipe.stages, 1):
         argv = stage_argv(recipe, stage, args.device, args.force)
         print(f"[{i}/{len(recipe.stages)}] pfn {shlex.join(argv)}", flush=True)
+        step = replayed_past(stage)
+        if step is not None:
+            print(f"  done: {stage['out']} stands at step {step}, at or past this stage's --stop-after", flush=True)
+            continue
         main(argv + (["--command", command] if argv[0] == "ship" else []))
 
 

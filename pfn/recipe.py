@@ -10,7 +10,9 @@ they were run (a schedule changed mid-run, a stage continued from the model ship
 
 A train stage is `pfn train CONFIG --out RUN [--steps N] [--stop-after N] [--allow-change F,G]` (CONFIG a
 name in `pfn/configs/` or a path; `init_from` lives in the config); a ship stage is `pfn ship RUN NAME
-[--config CONFIG] [--force]`, always under the recipe's name. The last stage ships. Configs that no
+[--config CONFIG] [--force]`, always under the recipe's name. The last stage ships. Replayed again (after an
+interruption or to the end), a stage with `stop_after` whose run already stands at or past that step is
+skipped (`replayed_past`); every other stage resumes its run or says it is complete. Configs that no
 recipe uses are experiments and live in `pfn/configs/experiments/`.
 """
 
@@ -93,6 +95,21 @@ def _check_stage(path: Path, index: int, stage: Any) -> None:
         if wrong_type or (key == "allow_change" and not (value and all(isinstance(v, str) for v in value))):
             raise ValueError(f"{path}: stage {index} field {key!r}={value!r} must be "
                              f"{'a non-empty list of field names' if key == 'allow_change' else fields[key].__name__}")
+
+
+def replayed_past(stage: dict[str, Any]) -> int | None:
+    """The step at which the run of a train stage with `stop_after` already stands, when it is at or past that
+    step (an earlier replay went on to the stages after it, e.g. with the schedule changed), else None.
+
+    Such a stage is done: run again, its `--steps` would differ from the run's changed schedule and be refused.
+    """
+    if "train" not in stage or "stop_after" not in stage:
+        return None
+    from pfn.checkpoint import STEP_PATTERN, step_folders
+
+    steps = step_folders(Path(stage["out"]))
+    newest = int(STEP_PATTERN.fullmatch(steps[-1].name).group(1)) if steps else 0
+    return newest if newest >= stage["stop_after"] else None
 
 
 def stage_argv(recipe: Recipe, stage: dict[str, Any], device: str | None = None, force: bool = False) -> list[str]:

@@ -65,7 +65,7 @@ def test_dry_run_prints_the_stage_commands_and_runs_nothing(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     main(["reproduce", "tabular-clf", "--dry-run", "--device", "cpu"])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("# ") and lines[0].endswith("(init_from)")
+    assert lines[0].startswith("# ") and "(init_from)" in lines[0]
     assert lines[1:] == [
         "pfn train tabular-clf-row --out runs/tabular-clf-row --steps 40000 --stop-after 8000 --device cpu",
         "pfn train tabular-clf-row --out runs/tabular-clf-row --allow-change steps --device cpu",
@@ -104,6 +104,21 @@ def test_a_two_stage_recipe_replays_for_real(tmp_path, pretrained, monkeypatch, 
     out = capsys.readouterr().out
     assert "run runs/first is complete (6 of 6 steps)" in out and "run runs/second is complete (3 of 3 steps)" in out
     assert pfn.load("tiny").info["record"] == record
+
+
+def test_a_recipe_that_changes_its_schedule_replays_again_after_it_went_past_the_change(
+        tmp_path, pretrained, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path, name="sched", steps=5)
+    recipe = write_recipe(tmp_path, [{"train": str(config), "out": "runs/sched", "steps": 8, "stop_after": 3},
+                                     {"train": str(config), "out": "runs/sched", "allow_change": ["steps"]},
+                                     {"ship": "runs/sched", "force": True}], name="resched")
+    main(["reproduce", str(recipe)])
+    capsys.readouterr()
+    main(["reproduce", str(recipe)])  # the first stage's --steps 8 differs from the run's changed schedule
+    out = capsys.readouterr().out
+    assert "done: runs/sched stands at step 5, at or past this stage's --stop-after" in out
+    assert "run runs/sched is complete (5 of 5 steps)" in out and "[3/3] pfn ship" in out
 
 
 def test_replay_checks_every_config_before_running_a_stage(tmp_path, pretrained, monkeypatch):  # noqa: F811
