@@ -65,6 +65,7 @@ from scipy.optimize import curve_fit
 from scipy.special import logsumexp
 
 from pfn.curves import LCPFN, EarlyStopping, Metric
+from pfn.curves.early_stopping import DEFAULT_MIN_FRACTION
 from priors import CurvePrior
 from priors.curves import FAMILIES
 
@@ -549,8 +550,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"first {args.nuts_curves // 2} accuracy curves of each real source per cutoff",
         "real_sources": {s: {"runs": len(d["accuracy"]), "horizon": d["accuracy"].shape[1],
                              "datasets": d["datasets"]} for s, d in sources.items()},
-        "early_stopping": "EarlyStopping defaults (min_epochs = 10% of the horizon), final value = value at the "
-                          "horizon", "figure": str(figure.relative_to(RESULTS_DIR.parent.parent)),
+        "early_stopping": f"EarlyStopping defaults (min_epochs = {DEFAULT_MIN_FRACTION:.0%} of the horizon), final "
+                          "value = value at the horizon", "figure": str(figure.relative_to(RESULTS_DIR.parent.parent)),
         "anchor": anchor_info(args.anchor),
         "machine": machine_record(numpyro=numpyro.__version__, jax=jax.__version__),
     }
