@@ -11,7 +11,7 @@ from scipy import stats
 
 import bo
 from bo.surrogates import BarPredictive, GaussianPredictive, GPSurrogate, PFNSurrogate, make_surrogate
-from bo.surrogates.outcome import OutcomeTransform, inverse_yeo_johnson, most_normal_exponent, yeo_johnson
+from bo.surrogates.outcome import OutcomeTransform, clip_bounds, inverse_yeo_johnson, most_normal_exponent, yeo_johnson
 from pfn.riemann import RiemannDistribution
 
 
@@ -378,3 +378,30 @@ def test_a_surrogate_reports_how_long_its_last_fit_took(tiny_pfn):
         assert surrogate.fit_seconds is None
         surrogate.fit(*_data())
         assert surrogate.fit_seconds is not None and surrogate.fit_seconds > 0
+
+
+def test_clipping_leaves_exploratory_values_alone_when_trials_crowd_around_the_incumbent():
+    # Branin at 20 random points and 300 within 0.05 of an optimum (unit cube): the robust spread
+    # collapses, yet no ordinary value may be clipped (a plain 100-spread rule clipped 11 of the 20)
+    from botorch.test_functions import Branin
+
+    branin, g = Branin(), torch.Generator().manual_seed(0)
+    low, high = branin.bounds
+    optimum = (torch.tensor([-math.pi, 12.275]) - low) / (high - low)
+    crowd = (optimum + 0.05 * (torch.rand(300, 2, generator=g, dtype=torch.float64) - 0.5)).clamp(0, 1)
+    X = torch.cat([torch.rand(20, 2, generator=g, dtype=torch.float64), crowd])
+    y = branin(low + X * (high - low))
+    lo, hi = clip_bounds(y)
+    assert lo <= float(y.min()) and hi >= float(y.max())
+    z = OutcomeTransform(y)(y)
+    assert torch.equal(torch.argsort(z), torch.argsort(y))
+
+
+def test_clipping_brings_absurd_values_in_beyond_every_ordinary_one_keeping_the_order():
+    y = torch.tensor([-1e200, 0.3, -0.2, 1.5, 2.0, 900.0, 1e308], dtype=torch.float64)
+    lo, hi = clip_bounds(y)
+    assert lo <= -0.2 and hi >= 900.0 and math.isfinite(lo) and math.isfinite(hi)
+    assert lo > -1e6 and hi < 1e6  # the absurd values come in to within 100 spreads or the ordinary extremes
+    clipped = y.clamp(lo, hi)
+    assert torch.equal(torch.argsort(clipped), torch.argsort(y))
+    assert float(clipped[0]) == lo and float(clipped[-1]) == hi

@@ -9,15 +9,20 @@ long right tail when minimising, as most losses and test functions have) would, 
 standardised, crush all the good values together near the bottom of the range, which no
 smooth GP-like function drawn from a prior looks like.
 
-Extreme values are clipped first, by a fixed rule: to within `EXTREME_SPREADS` (100) robust
-spreads of the median (the spread is `1.4826 * MAD`, the standard deviation of normal data; the
-mean absolute deviation from the median where more than half the values are equal), and to
+Extreme values are clipped first, by a fixed rule. The robust spread is `1.4826 * MAD`, the
+standard deviation of normal data (the mean absolute deviation from the median where more than
+half the values are equal). A value further than `ABSURD_SPREADS` (1e4) spreads from the median
+is absurd, and is brought in to the farther of two bounds on its side: the most extreme value
+that is not absurd, and `EXTREME_SPREADS` (100) spreads from the median. Everything is also kept
 within a quarter of float64's largest number. An objective that returns `-1e200` or `1e308`
-among values of order one is then seen as returning a value 100 spreads away (still the best
-or the worst observation), instead of turning every other value into the same number after
-standardisation or overflowing the network's float32 inputs; no continuous objective of an
-ordinary spread comes near the bound. The clipping is part of the transform (`__call__` clips
-with the bounds fitted to the observations).
+among values of order one is then seen as returning a value 100 spreads away (still the best or
+the worst observation), instead of turning every other value into the same number after
+standardisation or overflowing the network's float32 inputs. Ordinary values are never moved,
+even when most observations crowd around an incumbent and the spread collapses: on Branin, 20
+random points and 30-300 points within 0.05 of the optimum, the absurd bound lies at 5.6e3 to
+1.1e4 against a largest value of 123-218 (a plain 100-spread rule clipped 4-11 of the 20 random
+values). The clipping is part of the transform (`__call__` clips with the bounds fitted to the
+observations); the rule is monotone, so the order of the observations is kept.
 
 `lambda` is kept within `[0, 2]` (`1` is the identity; below 1 compresses large values, above 1
 small ones): on that range the inverse transform is defined on the whole real line, so the
@@ -35,7 +40,8 @@ _MIN_POWER_FIT = 3  # observations needed to fit lambda; fewer are only standard
 _LAMBDA_EPS = 1e-8
 
 
-EXTREME_SPREADS = 100.0  # observations further from the median, in robust spreads, are clipped
+ABSURD_SPREADS = 1e4  # observations further from the median, in robust spreads, are clipped ...
+EXTREME_SPREADS = 100.0  # ... to at most this far, or to the most extreme ordinary observation if further
 _FLOAT_LIMIT = torch.finfo(torch.float64).max / 4  # sums and differences of clipped values stay finite
 _MAD_TO_STD = 1.4826  # the MAD of normal data times this is their standard deviation
 _MEAN_AD_TO_STD = math.sqrt(math.pi / 2)  # likewise for the mean absolute deviation
@@ -65,8 +71,10 @@ def clip_bounds(y: torch.Tensor) -> tuple[float, float]:
         spread = _MEAN_AD_TO_STD * float(deviation.mean())
     if spread == 0.0:  # a constant
         return -_FLOAT_LIMIT, _FLOAT_LIMIT
-    return max(float(median) - EXTREME_SPREADS * spread, -_FLOAT_LIMIT), \
-        min(float(median) + EXTREME_SPREADS * spread, _FLOAT_LIMIT)
+    ordinary = y[deviation <= ABSURD_SPREADS * spread]  # never empty: the median's neighbours are in it
+    lo = min(float(median) - EXTREME_SPREADS * spread, float(ordinary.min()))
+    hi = max(float(median) + EXTREME_SPREADS * spread, float(ordinary.max()))
+    return max(lo, -_FLOAT_LIMIT), min(hi, _FLOAT_LIMIT)
 
 
 def yeo_johnson(x: torch.Tensor, lam: float) -> torch.Tensor:
