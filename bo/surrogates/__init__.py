@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from bo.surrogates.base import Predictive, Surrogate
+from bo.surrogates.dkl import DKLSurrogate
 from bo.surrogates.ensemble import EnsembleSurrogate
 from bo.surrogates.gp import GPSurrogate
 from bo.surrogates.hmc import HMCSurrogate
+from bo.surrogates.ibnn import IBNNSurrogate
 from bo.surrogates.pfn import PFNSurrogate
 from bo.surrogates.predictive import BarPredictive, GaussianPredictive
 
 SURROGATES: dict[str, type[Surrogate]] = {"gp": GPSurrogate, "pfn": PFNSurrogate}
+SURROGATES.update(ibnn=IBNNSurrogate, dkl=DKLSurrogate)
 SURROGATES.update(ensemble=EnsembleSurrogate, hmc=HMCSurrogate)
 
 
