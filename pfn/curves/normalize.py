@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -264,20 +265,27 @@ class CurveScale:
         """
         return self.metric.value(self.offset + self.scale * self.unbend(z))
 
-    def weighted_value(self, z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """`sum_i weights_i * denormalize(z_i)` over the first dim of `z` (`n x ...`, `weights` `n`), float64.
+    def weighted_value(self, zs: Iterable[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+        """`sum_i weights_i * denormalize(zs_i)` (float64, the shape of each `zs_i`), `weights` positive.
 
         Summed where it cannot overflow: `w = s v` is affine, so the sum is the value of the
         weighted mean of `a`; the log-distance's `|v - g| = exp(-w)` is summed in log space. Finite
-        whenever the result is, even where single terms exceed the float64 range.
+        whenever the result is, even where single terms exceed the float64 range. The terms are
+        added one at a time, so `zs` may be a generator and memory stays that of two terms.
         """
-        a = self.unbend(z)
-        weights = torch.as_tensor(weights, dtype=torch.float64, device=a.device).reshape(-1, *[1] * (a.dim() - 1))
         g = self.metric.good_bound
+        total = None
+        for z, weight in zip(zs, weights, strict=True):
+            a = self.unbend(z)
+            if g is None:
+                term = weight * a
+                total = term if total is None else total + term
+            else:
+                term = math.log(weight) - (self.offset + self.scale * a)
+                total = term if total is None else torch.logaddexp(total, term)
         if g is None:
-            return self.metric.value(self.offset + self.scale * (weights * a).sum(0))
-        log_gap = torch.logsumexp(weights.log() - (self.offset + self.scale * a), 0)
-        return g - self.metric.sign * torch.exp(log_gap)
+            return self.metric.value(self.offset + self.scale * total)
+        return g - self.metric.sign * torch.exp(total)
 
     def log_jacobian(self, values: torch.Tensor) -> torch.Tensor:
         """`log |dz/dv|` (float64) at metric values `values` inside the domain."""

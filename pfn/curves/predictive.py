@@ -146,8 +146,8 @@ class CurvePredictive:
         if not self.scale.bends:
             return self._unseen(self.scale.denormalize(self.normalized.mean))
         nodes, weights = _quantile_rule(MEAN_NODES)
-        z = torch.stack([self.normalized.icdf(q) for q in nodes])
-        return self._unseen(self.scale.weighted_value(z, torch.tensor(weights)))
+        z = (self.normalized.icdf(q) for q in nodes)  # one node at a time: no `MEAN_NODES x batch` table
+        return self._unseen(self.scale.weighted_value(z, weights))
 
 
 __all__ = ["MEAN_NODES", "CurvePredictive"]
