@@ -71,7 +71,8 @@ def optimize(objective: Objective, space: Mapping[str, Parameter] | Space, n_tri
         space: A dict of name to `bo.Float`, `bo.Int` or `bo.Categorical`.
         n_trials: Evaluations in all (the initial design included). Counts (`n_trials`,
             `n_initial`, `batch_size`, `seed`) take any integer (`int`, `np.int64`, ...; not a bool).
-        surrogate: "pfn", "gp" or a `Surrogate` (see `Optimizer`).
+        surrogate: A name in `bo.surrogates.SURROGATES` ("pfn", "gp", "ensemble", "hmc", "ibnn", "dkl")
+            or a `Surrogate` (see `Optimizer`).
         n_initial: Size of the initial Sobol design (default `d + 1`, at least 3).
         batch_size: Evaluations in flight at once. Without an executor they run one after
             another in this process, suggested `batch_size` at a time; with one, a new

@@ -76,7 +76,8 @@ class Optimizer:
 
     Args:
         space: A dict of name to `bo.Float`, `bo.Int` or `bo.Categorical`, or a `bo.Space`.
-        surrogate: "pfn" (the shipped BO PFN), "gp" (BoTorch's `SingleTaskGP`) or a `Surrogate`.
+        surrogate: "pfn" (the shipped BO PFN), "gp" (BoTorch's `SingleTaskGP`), the Bayesian neural
+            networks "ensemble", "hmc", "ibnn" and "dkl" (`bo.surrogates`), or a `Surrogate`.
         acquisition: "ei" (optimised as log-EI), "pi", "ucb", or an `Acquisition` (`bo.UCB(beta=3)`).
         seed: Seeds the initial design and the acquisition optimisation; None draws one (kept in the state).
         direction: "minimize" or "maximize" the objective.
