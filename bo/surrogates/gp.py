@@ -26,8 +26,9 @@ class GPSurrogate(Surrogate):
     with BoTorch's retries), under a fixed torch seed so that a fit depends only on the data.
     The predictive is the latent function's (no observation noise). Extreme observations are
     clipped first by the rule of `bo.surrogates.outcome.clip_bounds` (values beyond 1e4 robust
-    spreads of the median come in to 100 spreads), as the PFN's are: a trial that returns `-1e200` or `1e308` is read as the
-    best or worst value by far, and the acquisition measures improvement on `best` clipped alike.
+    spreads of the median come in to 100 spreads), as the PFN's are: a trial that returns `-1e200`
+    or `1e308` is read as the best or worst value by far, and the acquisition measures improvement
+    on `best` clipped alike.
 
     `condition` (fantasies at pending points) keeps the hyperparameters and adds the points
     by `condition_on_observations` (a rank update of the posterior).
