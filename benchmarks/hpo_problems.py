@@ -10,8 +10,8 @@ Development problems (`DEV_PROBLEMS`), the only ones this module builds:
   table, 9 parameters (62,208 configurations, 4 recorded seeds each); objective: the recorded validation loss (MSE).
 - `nasbench201-cifar10`: NAS-Bench-201, the 6 operations of a cell, 5 choices each (15,625 architectures, 2-3
   recorded seeds each); objective: the validation error in percent, `100 - val_acc`.
-The package's other datasets (HPOLib `protein_structure` and `slice_localization`, NAS-Bench-201 `cifar100` and
-`imagenet`, all of HPOBench) are the project's held-out set: `problem()` refuses them, and nothing here loads them.
+Every other dataset of the package is the project's held-out set: `problem()` and the loader refuse any name
+outside `DEV_PROBLEMS`, and nothing here loads one.
 
 Each space is written as a user would: learning rate, batch size and widths as log-scaled `bo.Float`/`bo.Int`, the
 dropouts as linear `bo.Float`, all snapped to the benchmark's grid inside the objective (nearest grid value, on the
