@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from functools import partial
 
@@ -15,9 +14,7 @@ from gpytorch.kernels import Kernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import nn
 
-from bo.surrogates.base import Surrogate
-from bo.surrogates.outcome import clip_bounds
-from bo.surrogates.predictive import GaussianPredictive
+from bo.surrogates.gp import ExactGPSurrogate, centre_cube
 
 
 class FeatureKernel(Kernel):
@@ -49,7 +46,7 @@ def feature_extractor(d: int, width: int, n_layers: int, n_features: int) -> nn.
     return nn.Sequential(*layers).double()
 
 
-class DKLSurrogate(Surrogate):
+class DKLSurrogate(ExactGPSurrogate):
     """Deep kernel learning (Wilson et al. 2016): a GP on the features of an MLP, all trained by marginal likelihood.
 
     The unit cube is mapped to `[-1, 1]^d` and through an MLP `d -> width -> width -> n_features`
@@ -82,37 +79,18 @@ class DKLSurrogate(Surrogate):
             raise ValueError("width, n_layers, n_features and steps must be positive integers and lr positive")
         self.width, self.n_layers, self.n_features, self.steps, self.lr = width, n_layers, n_features, steps, lr
 
-    def _fit(self, X: torch.Tensor, y: torch.Tensor) -> None:
-        self.clip = clip_bounds(y.double())
+    def _inputs(self, X: torch.Tensor) -> torch.Tensor:
+        return centre_cube(X)
+
+    def _fit_model(self, X: torch.Tensor, y: torch.Tensor) -> SingleTaskGP:
         with torch.random.fork_rng(), torch.enable_grad():  # fits inside no_grad too
             torch.manual_seed(0)
             kernel = FeatureKernel(feature_extractor(X.shape[-1], self.width, self.n_layers, self.n_features),
                                    ScaleKernel(get_covar_module_with_dim_scaled_prior(self.n_features,
                                                                                       use_rbf_kernel=False)))
-            model = SingleTaskGP(2.0 * X - 1.0, y.double().clamp(*self.clip).unsqueeze(-1), covar_module=kernel,
-                                 outcome_transform=Standardize(m=1))
+            model = SingleTaskGP(X, y, covar_module=kernel, outcome_transform=Standardize(m=1))
             _train(model, self.steps, self.lr)
-        model.eval()
-        with torch.no_grad():  # builds the prediction caches that `condition_on_observations` extends
-            model.posterior(2.0 * X[:1] - 1.0)
-        self.model = model
-
-    def predict(self, X: torch.Tensor) -> GaussianPredictive:
-        """The latent predictive at `X`, a `batch_shape x d` tensor in the unit cube (`batch_shape` non-empty)."""
-        self._check_fitted()
-        posterior = self.model.posterior(2.0 * X.double() - 1.0)
-        return GaussianPredictive(posterior.mean.squeeze(-1), posterior.variance.squeeze(-1), clip=self.clip)
-
-    def condition(self, X: torch.Tensor, y: torch.Tensor) -> DKLSurrogate:
-        """A copy that also sees `(X, y)` (`m x d`, `m`), with the network and hyperparameters kept."""
-        self._check_fitted()
-        X, y = torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64)
-        out = copy.copy(self)
-        out.train_X, out.train_y = torch.cat([self.train_X, X]), torch.cat([self.train_y, y])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out.model = self.model.condition_on_observations(2.0 * X - 1.0, y.clamp(*self.clip).unsqueeze(-1))
-        return out
+        return model
 
 
 def _train(model: SingleTaskGP, steps: int, lr: float) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 
 import torch
@@ -12,17 +11,10 @@ from botorch.models.kernels.infinite_width_bnn import InfiniteWidthBNNKernel
 from botorch.models.transforms.outcome import Standardize
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
-from bo.surrogates.base import Surrogate
-from bo.surrogates.outcome import clip_bounds
-from bo.surrogates.predictive import GaussianPredictive
+from bo.surrogates.gp import ExactGPSurrogate, centre_cube
 
 
-def _centre(X: torch.Tensor) -> torch.Tensor:
-    """Unit-cube points (`... x d`) mapped to `[-1, 1]^d`, float64."""
-    return 2.0 * X.double() - 1.0
-
-
-class IBNNSurrogate(Surrogate):
+class IBNNSurrogate(ExactGPSurrogate):
     """An infinite-width Bayesian neural network: exact inference in a ReLU MLP of infinite width.
 
     The GP whose kernel is BoTorch's `InfiniteWidthBNNKernel` (the limit of a fully connected
@@ -54,33 +46,14 @@ class IBNNSurrogate(Surrogate):
             raise ValueError(f"depth must be at least 1, got {depth}")
         self.depth = depth
 
-    def _fit(self, X: torch.Tensor, y: torch.Tensor) -> None:
-        self.clip = clip_bounds(y.double())
-        model = SingleTaskGP(_centre(X), y.double().clamp(*self.clip).unsqueeze(-1),
-                             covar_module=InfiniteWidthBNNKernel(depth=self.depth),
+    def _inputs(self, X: torch.Tensor) -> torch.Tensor:
+        return centre_cube(X)
+
+    def _fit_model(self, X: torch.Tensor, y: torch.Tensor) -> SingleTaskGP:
+        model = SingleTaskGP(X, y, covar_module=InfiniteWidthBNNKernel(depth=self.depth),
                              outcome_transform=Standardize(m=1))
         with torch.random.fork_rng(), torch.enable_grad(), warnings.catch_warnings():  # fits inside no_grad too
             torch.manual_seed(0)
             warnings.simplefilter("ignore")  # BoTorch's notes on retries and standardisation
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
-        model.eval()
-        with torch.no_grad():  # builds the prediction caches that `condition_on_observations` extends
-            model.posterior(_centre(X[:1]))
-        self.model = model
-
-    def predict(self, X: torch.Tensor) -> GaussianPredictive:
-        """The latent predictive at `X`, a `batch_shape x d` tensor in the unit cube (`batch_shape` non-empty)."""
-        self._check_fitted()
-        posterior = self.model.posterior(_centre(X))
-        return GaussianPredictive(posterior.mean.squeeze(-1), posterior.variance.squeeze(-1), clip=self.clip)
-
-    def condition(self, X: torch.Tensor, y: torch.Tensor) -> IBNNSurrogate:
-        """A copy that also sees `(X, y)` (`m x d`, `m`), with the hyperparameters kept."""
-        self._check_fitted()
-        X, y = torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64)
-        out = copy.copy(self)
-        out.train_X, out.train_y = torch.cat([self.train_X, X]), torch.cat([self.train_y, y])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out.model = self.model.condition_on_observations(_centre(X), y.clamp(*self.clip).unsqueeze(-1))
-        return out
+        return model
