@@ -48,3 +48,20 @@ def tiny_pfn(tiny_model_config: ModelConfig, tiny_borders: torch.Tensor) -> PFN:
         for p in model.parameters():
             p.add_(0.1 * torch.randn(p.shape, generator=gen))
     return model.eval()
+
+
+def _central_difference(f, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """The gradient of the scalar `f` at `x` (any shape) by central differences of step `eps`, shaped as `x`."""
+    grad = torch.zeros_like(x).view(-1)
+    with torch.no_grad():
+        for i in range(x.numel()):
+            step = torch.zeros(x.numel(), dtype=x.dtype)
+            step[i] = eps
+            grad[i] = (f(x + step.view_as(x)) - f(x - step.view_as(x))) / (2 * eps)
+    return grad.view_as(x)
+
+
+@pytest.fixture
+def central_difference():
+    """`central_difference(f, x, eps)`: the numerical gradient that autograd's is checked against."""
+    return _central_difference

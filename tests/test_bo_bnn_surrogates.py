@@ -35,16 +35,6 @@ def _best_constant_nll(y_test: torch.Tensor) -> float:
     return 0.5 * math.log(2 * math.pi * math.e * float(y_test.var(unbiased=False)))
 
 
-@torch.no_grad()
-def _central_difference(f, x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    grad = torch.zeros_like(x).view(-1)
-    for i in range(x.numel()):
-        step = torch.zeros(x.numel(), dtype=x.dtype)
-        step[i] = eps
-        grad[i] = (f(x + step.view_as(x)) - f(x - step.view_as(x))) / (2 * eps)
-    return grad.view_as(x)
-
-
 # --- the mixture predictive --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -92,7 +82,7 @@ def test_mixture_log_ei_stays_finite_where_every_member_s_ei_underflows():
     assert torch.isfinite(means.grad).all() and (means.grad < 0).all()
 
 
-def test_mixture_quantile_gradient_matches_finite_differences():
+def test_mixture_quantile_gradient_matches_finite_differences(central_difference):
     means = torch.tensor([[0.0, 1.0], [2.0, -1.0], [0.5, 3.0]], dtype=torch.float64)
     variances = torch.tensor([[1.0, 0.3], [0.5, 2.0], [0.2, 0.7]], dtype=torch.float64)
 
@@ -101,7 +91,7 @@ def test_mixture_quantile_gradient_matches_finite_differences():
 
     m = means.clone().requires_grad_()
     quantile(m).backward()
-    np.testing.assert_allclose(m.grad, _central_difference(quantile, means), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(m.grad, central_difference(quantile, means, 1e-6), rtol=1e-5, atol=1e-8)
 
 
 # --- both surrogates ---------------------------------------------------------------------------
@@ -142,7 +132,7 @@ def test_uncertainty_grows_away_from_the_data(fitted):
     assert float(far) > 1.25 * float(at_data), (name, float(far), float(at_data))
 
 
-def test_log_ei_gradient_reaches_the_queries(fitted):
+def test_log_ei_gradient_reaches_the_queries(fitted, central_difference):
     name, surrogate, (X, y, *_) = fitted
     best = float(y.min())
     x = torch.tensor([[[0.31]], [[0.75]]], dtype=torch.float64)  # batch_shape 2 x 1 (BoTorch's b x q)
@@ -153,7 +143,7 @@ def test_log_ei_gradient_reaches_the_queries(fitted):
     z = x.clone().requires_grad_()
     log_ei(z).backward()
     assert surrogate.predict(x).batch_shape == (2, 1)
-    np.testing.assert_allclose(z.grad, _central_difference(log_ei, x), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(z.grad, central_difference(log_ei, x, 1e-6), rtol=1e-4, atol=1e-7)
 
 
 def test_fit_depends_only_on_the_data(fitted):

@@ -21,16 +21,6 @@ def _data(n: int = 8, d: int = 2, seed: int = 0, offset: float = 0.0) -> tuple[t
     return X, offset + torch.sin(6 * X).sum(-1) + X[:, 0] ** 2
 
 
-@torch.no_grad()
-def _central_difference(f, x: torch.Tensor, eps: float) -> torch.Tensor:
-    grad = torch.zeros_like(x).view(-1)
-    for i in range(x.numel()):
-        step = torch.zeros(x.numel(), dtype=x.dtype)
-        step[i] = eps
-        grad[i] = (f(x + step.view_as(x)) - f(x - step.view_as(x))) / (2 * eps)
-    return grad.view_as(x)
-
-
 STATISTICS = {
     "mean": lambda p: p.mean,
     "variance": lambda p: p.variance,
@@ -87,10 +77,10 @@ def test_gp_predicts_any_batch_shape_in_y_units():
 
 
 @pytest.mark.parametrize("statistic", list(STATISTICS))
-def test_gp_gradients_match_finite_differences(gp, statistic):
+def test_gp_gradients_match_finite_differences(gp, statistic, central_difference):
     xq = torch.tensor([[0.3, 0.6], [0.8, 0.1]], dtype=torch.float64, requires_grad=True)
     STATISTICS[statistic](gp.predict(xq)).sum().backward()
-    numeric = _central_difference(lambda v: float(STATISTICS[statistic](gp.predict(v)).sum()), xq.detach(), 1e-6)
+    numeric = central_difference(lambda v: float(STATISTICS[statistic](gp.predict(v)).sum()), xq.detach(), 1e-6)
     torch.testing.assert_close(xq.grad, numeric, rtol=1e-4, atol=1e-6)
 
 
@@ -206,12 +196,12 @@ def test_pfn_surrogate_maps_the_bars_back_through_the_power_transform(tiny_pfn):
 
 
 @pytest.mark.parametrize("statistic", list(STATISTICS))
-def test_pfn_gradients_reach_the_queries_and_match_finite_differences(tiny_pfn, statistic):
+def test_pfn_gradients_reach_the_queries_and_match_finite_differences(tiny_pfn, statistic, central_difference):
     sur = PFNSurrogate(tiny_pfn).fit(*_data(n=10))
     xq = torch.tensor([[0.3, 0.6], [0.8, 0.1]], dtype=torch.float64, requires_grad=True)
     STATISTICS[statistic](sur.predict(xq)).sum().backward()
     assert xq.grad is not None and xq.grad.abs().sum() > 0
-    numeric = _central_difference(lambda v: float(STATISTICS[statistic](sur.predict(v)).sum()), xq.detach(), 1e-3)
+    numeric = central_difference(lambda v: float(STATISTICS[statistic](sur.predict(v)).sum()), xq.detach(), 1e-3)
     # float32 network: central differences with step 1e-3 are accurate to about 1e-3 relative.
     torch.testing.assert_close(xq.grad, numeric, rtol=3e-2, atol=3e-3)
 

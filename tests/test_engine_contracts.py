@@ -101,19 +101,8 @@ def test_context_mask_is_validated(model):
 
 # --- differentiable predict -------------------------------------------------------------
 
-def _central_difference(f, x: torch.Tensor, eps: float) -> torch.Tensor:
-    grad = torch.zeros_like(x)
-    flat = grad.view(-1)
-    for i in range(x.numel()):
-        step = torch.zeros_like(x).view(-1)
-        step[i] = eps
-        step = step.view_as(x)
-        flat[i] = (f(x + step) - f(x - step)) / (2 * eps)
-    return grad
-
-
 @pytest.mark.parametrize("statistic", ["mean", "expected_improvement", "log_prob"])
-def test_gradients_reach_the_queries_and_match_finite_differences(model, statistic):
+def test_gradients_reach_the_queries_and_match_finite_differences(model, statistic, central_difference):
     x, y = _data(1, 12, 2, seed=4)
     fitted = model.fit(x[0], y[0])
 
@@ -128,7 +117,7 @@ def test_gradients_reach_the_queries_and_match_finite_differences(model, statist
     xq = torch.tensor([[0.3, 0.6], [0.8, 0.1]], dtype=torch.float64, requires_grad=True)
     value(xq, grad=True).backward()
     assert xq.grad is not None and xq.grad.dtype == torch.float64
-    numeric = _central_difference(lambda v: float(value(v)), xq.detach(), eps=1e-3)
+    numeric = central_difference(lambda v: float(value(v)), xq.detach(), eps=1e-3)
     # float32 network: central differences with step 1e-3 are accurate to about 1e-3 relative.
     torch.testing.assert_close(xq.grad, numeric, rtol=2e-2, atol=2e-3)
 
